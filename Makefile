@@ -1,0 +1,52 @@
+# qsnn: two commands do all set-up on a fresh machine:
+#   make train export     # venv + pinned deps, train the default (digits) model, export it
+#   make test             # unit tests (tests/) and, once [sim] lands, RTL simulation (sim/)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.qsnn-installed
+CONFIG ?= configs/digits.yaml
+NAME ?= $(basename $(notdir $(CONFIG)))
+RUN ?= runs/$(NAME)
+JOBS ?= 2
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup train export test lint bench data clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install qsnn with pinned dependencies
+
+train: $(STAMP)  ## train CONFIG (default configs/digits.yaml) into runs/<name>
+	$(BIN)/qsnn train --config $(CONFIG) --out $(RUN) --force
+
+export: $(STAMP)  ## export runs/<name> to build/<name>
+	$(BIN)/qsnn export $(RUN)
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest tests -n $(JOBS) -q
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
+	$(BIN)/python bench/train_speed.py
+
+data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
+	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST already in $(FASHION_MNIST_DIR)"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+clean:  ## remove generated outputs (keeps .venv)
+	rm -rf runs build hw/build bench/out

@@ -1,0 +1,1 @@
+"""qsnn.hw: Verilog accelerator generator (folder ``hw/``). Not yet available: [rtl] adds it."""

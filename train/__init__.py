@@ -1,0 +1,1 @@
+"""qsnn.train: 4-bit quantized SNN training (folder ``train/``)."""

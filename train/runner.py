@@ -1,0 +1,221 @@
+"""A training run: data, model, optimiser, epochs, checkpoints and outputs in ``runs/<name>/``.
+
+Outputs (all written atomically, by rank 0 only):
+
+- ``config.yaml``    the resolved config
+- ``last.pt``        full state after the last completed epoch (for ``--resume``)
+- ``best.pt``        model with the best validation accuracy (model selection never
+                     looks at the test split; with no validation split, the last epoch)
+- ``metrics.jsonl``  one line per epoch: epoch, lr, train_loss, train_accuracy,
+                     val_accuracy, seconds
+- ``curves.png``     loss, accuracy and LR against epochs
+- ``result.json``    dataset, precision, epochs, best_val_accuracy, test_accuracy, ...
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from qsnn import atomic
+from qsnn.config import RunConfig, dump
+from qsnn.data import DatasetSplits, load_dataset, subset, train_val_split
+from qsnn.errors import QsnnError
+from qsnn.train import checkpoint, distributed
+from qsnn.train.distributed import DistInfo
+from qsnn.train.loop import accuracy, make_sampler, train_epoch
+from qsnn.train.losses import make_loss
+from qsnn.train.model import QSNN
+from qsnn.train.plots import plot_curves
+from qsnn.train.schedules import make_scheduler
+
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png", "result.json")
+# Test hook: SIGKILL this process right after saving the checkpoint of this epoch.
+KILL_ENV = "QSNN_TEST_KILL_AFTER_EPOCH"
+
+
+def load_data(cfg: RunConfig) -> DatasetSplits:
+    """The configured dataset, with the optional train/test caps applied."""
+    d = cfg.data
+    data = load_dataset(d.dataset, d.data_dir, time_steps=d.time_steps,
+                        frame_size=d.frame_size, download=d.download)
+    if (data.kind == "events") != (d.encoding == "events"):
+        raise QsnnError(
+            f"dataset '{d.dataset}' is {data.kind} data but data.encoding is '{d.encoding}'"
+        )
+    return DatasetSplits(
+        name=data.name, train=subset(data.train, d.max_train), test=subset(data.test, d.max_test),
+        num_classes=data.num_classes, input_shape=data.input_shape,
+        pixel_max=data.pixel_max, kind=data.kind,
+    )
+
+
+def build_model(cfg: RunConfig, data: DatasetSplits) -> QSNN:
+    """The network for ``cfg`` on ``data``'s input shape and classes."""
+    return QSNN(cfg, data.input_shape, data.num_classes, data.pixel_max)
+
+
+def prepare_out_dir(out: Path, resume: bool, force: bool) -> None:
+    """Check the run folder before anything is written to it."""
+    existing = [f for f in RUN_FILES if (out / f).exists()]
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise QsnnError(f"--resume: no checkpoint {out / 'last.pt'} to resume from")
+    elif existing and not force:
+        raise QsnnError(f"run folder {out} already holds a run; pass --resume or --force")
+
+
+class Run:
+    """State of one training run (see the module docstring for its files)."""
+
+    def __init__(self, cfg: RunConfig, out: Path, info: DistInfo) -> None:
+        self.cfg, self.out, self.info = cfg, out, info
+        self.data = load_data(cfg)
+        self.train_split, self.val_split = train_val_split(
+            self.data.train, cfg.data.val_fraction, cfg.train.seed)
+        torch.manual_seed(cfg.train.seed)
+        self.model = build_model(cfg, self.data).to(info.device)
+        self.net = self.model
+        if info.world > 1:
+            ids = [info.device.index] if info.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        t = cfg.train
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.sampler = make_sampler(len(self.train_split.y), info.rank, info.world, t.seed)
+        iters = math.ceil(len(self.sampler) / t.batch_size)
+        self.sched = make_scheduler(self.opt, t, iters)
+        self.loss_fn = make_loss(t)
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": -1, "val_accuracy": -1.0}
+        self.seconds = 0.0
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume."""
+        return {
+            "config": self.cfg.to_dict(), "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "rng": torch.get_rng_state(), "history": self.history, "best": self.best,
+            "seconds": self.seconds, "epoch": len(self.history),
+        }
+
+    def restore(self, path: Path) -> None:
+        """Load ``last.pt``; the config must match except for :data:`RESUMABLE_KEYS`."""
+        ckpt = checkpoint.load(path)
+        diffs = checkpoint.config_differences(ckpt["config"], self.cfg.to_dict())
+        if diffs:
+            raise QsnnError(f"--resume with a different config: {', '.join(diffs[:5])} changed")
+        checkpoint.load_model_state(self.model, ckpt, path)
+        try:
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["rng"])
+            self.history, self.best = list(ckpt["history"]), dict(ckpt["best"])
+            self.seconds = float(ckpt["seconds"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise QsnnError(f"corrupt checkpoint {path}: {type(exc).__name__}") from None
+
+    def epoch(self, index: int) -> dict[str, Any]:
+        """Train and validate one epoch; returns its metrics line."""
+        t0 = time.perf_counter()
+        lr = self.opt.param_groups[0]["lr"]
+        self.sampler.set_epoch(index)
+        loss, train_acc = train_epoch(
+            self.model, self.net, self.train_split, self.sampler, self.opt, self.sched,
+            self.loss_fn, self.cfg.train, self.info.device, self.info.is_main)
+        val_acc = accuracy(self.model, self.val_split, self.cfg.train.eval_batch_size,
+                           self.info.device)
+        secs = time.perf_counter() - t0
+        self.seconds += secs
+        return {"epoch": index + 1, "lr": lr, "train_loss": loss, "train_accuracy": train_acc,
+                "val_accuracy": None if math.isnan(val_acc) else val_acc, "seconds": secs}
+
+    def save_epoch(self, line: dict[str, Any]) -> None:
+        """Record an epoch; update best; write checkpoints, metrics and curves (rank 0)."""
+        self.history.append(line)
+        val = line["val_accuracy"]
+        improved = val is None or val > self.best["val_accuracy"]
+        if improved:
+            self.best = {"epoch": line["epoch"], "val_accuracy": -1.0 if val is None else val}
+        if not self.info.is_main:
+            return
+        if improved:
+            checkpoint.save(self.out / "best.pt", {
+                "config": self.cfg.to_dict(), "model": self.model.state_dict(),
+                "epoch": line["epoch"]})
+        checkpoint.save(self.out / "last.pt", self.state())
+        text = "".join(json.dumps(h, sort_keys=True) + "\n" for h in self.history)
+        atomic.write_text(self.out / "metrics.jsonl", text)
+        plot_curves(self.history, self.out / "curves.png", self.cfg.name)
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the selected model on the test split; write ``result.json``."""
+        best = checkpoint.load(self.out / "best.pt")
+        checkpoint.load_model_state(self.model, best, self.out / "best.pt")
+        test_acc = accuracy(self.model, self.data.test, self.cfg.train.eval_batch_size,
+                            self.info.device)
+        cfg = self.cfg
+        result = {
+            "name": cfg.name, "dataset": cfg.data.dataset, "precision": cfg.model.precision,
+            "hardware_aware": cfg.hardware_aware, "encoding": cfg.data.encoding,
+            "time_steps": cfg.data.time_steps, "epochs": len(self.history),
+            "best_epoch": self.best["epoch"],
+            "best_val_accuracy": self.best["val_accuracy"] if self.val_split.y.numel() else None,
+            "test_accuracy": test_acc, "test_images": int(self.data.test.y.numel()),
+            "seconds": round(self.seconds, 3), "world_size": self.info.world,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+        if self.info.is_main:
+            atomic.write_json(self.out / "result.json", result)
+        return result
+
+
+def log(info: DistInfo, msg: str) -> None:
+    """Print on rank 0 only."""
+    if info.is_main:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def train(cfg: RunConfig, out: str | Path, *, resume: bool = False,
+          force: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``out``; returns the contents of ``result.json``."""
+    out = Path(out)
+    info = distributed.setup(cfg.train.device)
+    try:
+        prepare_out_dir(out, resume, force)
+        run = Run(cfg, out, info)
+        if resume:
+            run.restore(out / "last.pt")
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            if force and not resume:
+                for name in RUN_FILES:
+                    (out / name).unlink(missing_ok=True)
+            atomic.write_text(out / "config.yaml", dump(cfg))
+        distributed.barrier()
+        log(info, f"qsnn train: {cfg.name} on {info.device} x{info.world}, "
+                  f"{len(run.train_split.y)} train / {len(run.val_split.y)} val images")
+        for index in range(len(run.history), cfg.train.epochs):
+            line = run.epoch(index)
+            run.save_epoch(line)
+            val = "n/a" if line["val_accuracy"] is None else f"{line['val_accuracy']:.4f}"
+            log(info, f"epoch {line['epoch']:3d}/{cfg.train.epochs} lr {line['lr']:.3e} "
+                      f"loss {line['train_loss']:.4f} train {line['train_accuracy']:.4f} "
+                      f"val {val} ({line['seconds']:.1f}s)")
+            if os.environ.get(KILL_ENV) == str(index + 1):
+                os.kill(os.getpid(), signal.SIGKILL)
+        distributed.barrier()
+        result = run.finish()
+        log(info, f"test accuracy {result['test_accuracy']:.4f} "
+                  f"(best epoch {result['best_epoch']}), {result['seconds']:.1f}s -> {out}")
+        return result
+    finally:
+        distributed.teardown()
