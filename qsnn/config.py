@@ -222,7 +222,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     if m.hardware_aware and m.precision == "fp32":
         raise QsnnError("config key 'model.hardware_aware' needs an integer precision (int2/4/8)")
     if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
-        raise QsnnError(f"config key 'train.device' is '{t.device}', expected auto, cpu or cuda[:N]")
+        raise QsnnError(
+            f"config key 'train.device' is '{t.device}', expected auto, cpu or cuda[:N]"
+        )
     return cfg
 
 

@@ -16,7 +16,9 @@ from qsnn.train.losses import LossFn
 from qsnn.train.model import predict
 
 
-def batches(split: Split, indices: list[int] | Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+def batches(
+    split: Split, indices: list[int] | Tensor | range, size: int
+) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield (x, y) batches of ``split`` in the order of ``indices``."""
     idx = torch.as_tensor(indices, dtype=torch.long)
     for start in range(0, len(idx), size):

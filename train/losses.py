@@ -2,7 +2,8 @@
 
 - ``mse_count`` (snnTorch ``mse_count_loss``, the seed's): counts n = sum_t spk[t];
   target int(T * correct_rate) for the label, int(T * incorrect_rate) otherwise;
-  loss = mean over B, C of (n - target)^2.
+  loss = mean over B, C of (n - target)^2, divided by T (as snnTorch 1.x; Adam is
+  invariant to that constant factor).
 - ``ce_rate`` (snnTorch ``ce_rate_loss``): mean over t of cross-entropy(spk[t], label).
 """
 
@@ -27,7 +28,7 @@ def mse_count_loss(correct_rate: float, incorrect_rate: float) -> LossFn:
         on, off = int(steps * correct_rate), int(steps * incorrect_rate)
         target = torch.full((labels.shape[0], classes), float(off), device=spk.device)
         target.scatter_(1, labels.unsqueeze(1), float(on))
-        return F.mse_loss(spk.sum(0), target)
+        return F.mse_loss(spk.sum(0), target) / steps
 
     return loss
 
