@@ -14,27 +14,35 @@ What is measured (CPU, ``torch.set_num_threads`` left at its default):
 
 One "iteration" is forward + loss + backward + grad clip + Adam step + weight clip +
 scheduler step on one batch. The reported figure is the median wall time
-(``time.perf_counter``) of ``--iters`` timed iterations after ``--warmup`` untimed ones,
-every model seeing the same batches. ``speedup = baseline / qsnn``.
+(``time.perf_counter``) of ``--iters`` timed iterations after ``--warmup`` untimed ones.
+All models see the same batches and their iterations are interleaved round-robin, so a
+change in machine load hits them alike; the 1-minute load average before and after is
+recorded (on a loaded 2-core machine OpenMP waits inflate small-op loops a lot).
+``speedup = baseline / qsnn``.
 
 It also checks "same loss on the same batch where the maths is the same": the baseline's
-weights and BatchNorm state are copied into the float-mode qsnn model, both are put in
-eval mode and their losses on one batch (qsnn's ``mse_count`` on each model's spikes) are
-compared; the same check is repeated with a baseline that uses qsnn's weight quantizer to
-separate the quantizer from everything else. ``--profile`` adds a per-phase and per-op
-breakdown of one qsnn hardware-aware iteration (torch.profiler, not part of the timing).
+weights and BatchNorm state (after one train-mode forward, so the running stats are not
+the initial 0/1) are copied into the float-mode qsnn model, both are put in eval mode and
+their losses on one batch (qsnn's ``mse_count`` on each model's spikes; snnTorch's on the
+baseline's is recorded too) are compared. The check is repeated with a baseline that uses
+qsnn's power-of-two weight quantizer, which separates the quantizer from everything else.
+Unless ``--no-profile``, one qsnn hardware-aware iteration is then profiled
+(torch.profiler plus forward hooks; not part of the timing) by phase, block, autograd node
+and op category.
 
 Results: a table on stdout and ``bench/out/train_speed.json`` (``--quick``, a seconds-long
-smoke run with a small batch and T, writes ``bench/out/train_speed_quick.json``).
+smoke run with batch 8 and T = 4, writes ``bench/out/train_speed_quick.json``).
 
     .venv/bin/python bench/train_speed.py [--data synthetic|real] [--batch 128] [--steps 100]
-        [--iters 3] [--warmup 1] [--profile] [--quick] [--out PATH]
+        [--iters 5] [--warmup 1] [--no-profile] [--quick] [--out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import statistics
 import sys
 import time
@@ -56,6 +64,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from qsnn import config
 from qsnn.config import RunConfig
+from qsnn.errors import QsnnError
+from qsnn.train import perf
 from qsnn.train.loop import weight_params
 from qsnn.train.losses import make_loss
 from qsnn.train.model import QSNN, predict
@@ -218,50 +228,55 @@ def make_batches(kind: str, batch: int, count: int) -> list[Batch]:
     else:
         from qsnn.data import load_dataset  # imported lazily: only needed for --data real
 
-        split = load_dataset("fashion-mnist").train
+        try:
+            split = load_dataset("fashion-mnist").train
+        except QsnnError as err:
+            raise SystemExit(f"--data real: {err}") from err
         if len(split) < n:
             raise SystemExit(f"fashion-mnist has {len(split)} training images, need {n}")
         x, y = split.x[:n], split.y[:n]
     return [(x[i : i + batch], y[i : i + batch]) for i in range(0, n, batch)]
 
 
-def time_iterations(step: StepFn, batches: list[Batch], warmup: int) -> list[float]:
-    """Run ``step`` over ``batches``; seconds of each iteration after the first ``warmup``."""
-    times = []
-    for i, (x, y) in enumerate(batches):
-        start = time.perf_counter()
-        loss = step(x, y)
-        elapsed = time.perf_counter() - start
-        if not torch.isfinite(torch.tensor(loss)):
-            raise SystemExit(f"non-finite training loss {loss} at iteration {i}")
-        if i >= warmup:
-            times.append(elapsed)
-    return times
+def build_steps(args: argparse.Namespace) -> dict[str, StepFn]:
+    """Training steps of the baseline, qsnn hardware-aware and qsnn float, each seeded."""
+    hp = SeedHParams()
+    torch.manual_seed(SEED)
+    steps = {"baseline": seed_step_fn(SeedNet(hp, args.steps), hp)}
+    for name, hw in (("qsnn", True), ("qsnn_float", False)):
+        cfg = qsnn_config(args.steps, args.batch, hw)
+        torch.manual_seed(SEED)
+        steps[name] = qsnn_step_fn(build_qsnn(cfg), cfg)
+    return steps
 
 
-@contextmanager
-def timed(label: str) -> Iterator[None]:
-    """Print how long a bench phase took (to stderr, so stdout stays the table)."""
+def time_step(step: StepFn, x: Tensor, y: Tensor) -> float:
+    """Wall seconds of one training iteration (fails on a non-finite loss)."""
     start = time.perf_counter()
-    yield
-    print(f"  [{label}: {time.perf_counter() - start:.1f}s]", file=sys.stderr, flush=True)
+    loss = step(x, y)
+    elapsed = time.perf_counter() - start
+    if not math.isfinite(loss):
+        raise SystemExit(f"non-finite training loss {loss}")
+    return elapsed
 
 
 def bench_models(args: argparse.Namespace, batches: list[Batch]) -> dict[str, list[float]]:
-    """Per-iteration times of the baseline, qsnn hardware-aware and qsnn float."""
-    hp = SeedHParams()
-    results: dict[str, list[float]] = {}
-    with timed("baseline"):
-        torch.manual_seed(SEED)
-        results["baseline"] = time_iterations(
-            seed_step_fn(SeedNet(hp, args.steps), hp), batches, args.warmup)
-    for name, hw in (("qsnn", True), ("qsnn_float", False)):
-        with timed(name):
-            cfg = qsnn_config(args.steps, args.batch, hw)
-            torch.manual_seed(SEED)
-            results[name] = time_iterations(qsnn_step_fn(build_qsnn(cfg), cfg), batches,
-                                            args.warmup)
-    return results
+    """Per-iteration seconds of each model, iterations interleaved round-robin.
+
+    Interleaving (baseline, qsnn, qsnn_float, baseline, ...) makes a change in machine
+    load during the run hit all models alike, so the ratios stay meaningful.
+    """
+    steps = build_steps(args)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i, (x, y) in enumerate(batches):
+        for name, step in steps.items():
+            elapsed = time_step(step, x, y)
+            label = "warm-up" if i < args.warmup else "timed"
+            print(f"  [iter {i} {label:<7} {name:<10} {elapsed:7.3f}s]", file=sys.stderr,
+                  flush=True)
+            if i >= args.warmup:
+                times[name].append(elapsed)
+    return times
 
 
 # -- equal-loss check ----------------------------------------------------------------------
@@ -330,25 +345,43 @@ def warm_bn_stats(seed: SeedNet, batch: Batch) -> None:
 
 # -- profile -------------------------------------------------------------------------------
 OP_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("conv/linear bwd", ("aten::convolution_backward", "ConvolutionBackward0", "MmBackward0",
-                         "AddmmBackward0")),
-    ("conv/linear fwd", ("aten::mkldnn_convolution", "aten::addmm", "aten::mm",
-                         "aten::_convolution", "aten::convolution", "aten::conv2d")),
-    ("surrogate spike", ("_FastSigmoid", "_ATan")),
-    ("avg pool", ("avg_pool2d",)),
-    ("BN (bn_affine)", ("aten::var", "aten::mean", "aten::sqrt", "VarBackward",
-                        "MeanBackward", "SqrtBackward")),
-    ("Brevitas quant", ("brevitas", "aten::round", "aten::clamp", "aten::log2",
-                        "aten::ceil", "RoundSteFn", "CeilSte")),
+    ("conv/linear backward", ("aten::convolution_backward", "aten::mm")),
+    ("conv/linear forward", ("aten::mkldnn_convolution", "aten::addmm", "aten::linear")),
+    ("zero-fill + grad accumulation", ("aten::fill_", "aten::zero_", "aten::add_")),
+    ("avg pool fwd+bwd", ("avg_pool2d",)),
+    ("BN fold stats (var/mean/sqrt)", ("aten::var", "aten::mean", "aten::sqrt")),
+    ("leak floor / round", ("aten::floor", "aten::round")),
+    ("stack/cat/copy", ("aten::stack", "aten::cat", "aten::copy_", "aten::_to_copy")),
 )
+GRAD_FN_PREFIX = "autograd::engine::evaluate_function: "
 
 
 def categorize(name: str) -> str:
-    """Category of a profiler op name; everything unmatched counts as elementwise/other."""
+    """Category of a profiler op name (self time); unmatched ops are 'other elementwise'."""
     for cat, keys in OP_CATEGORIES:
-        if any(k in name for k in keys):
+        if any(name == k or name.startswith(k + "_") for k in keys):
             return cat
-    return "elementwise/other (LIF loop, STE, ...)"
+    return "other elementwise (LIF update, STE, surrogate, ...)"
+
+
+def timing_hooks(model: QSNN, acc: dict[str, float]) -> list[Any]:
+    """Hooks adding the wall time of each block's forward and of its LIF loop to ``acc``."""
+    starts: list[float] = []
+
+    def pre(*_: Any) -> None:
+        starts.append(time.perf_counter())
+
+    def post_for(key: str) -> Callable[..., None]:
+        def post(*_: Any) -> None:
+            acc[key] = acc.get(key, 0.0) + time.perf_counter() - starts.pop()
+        return post
+
+    hooks = []
+    for i, block in enumerate(model.blocks):
+        for key, mod in ((f"block{i}", block), (f"block{i}.lif", block.lif)):
+            hooks.append(mod.register_forward_pre_hook(pre))
+            hooks.append(mod.register_forward_hook(post_for(key)))
+    return hooks
 
 
 def profile_qsnn(args: argparse.Namespace, batches: list[Batch]) -> dict[str, Any]:
@@ -358,53 +391,57 @@ def profile_qsnn(args: argparse.Namespace, batches: list[Batch]) -> dict[str, An
     model = build_qsnn(cfg)
     step = qsnn_step_fn(model, cfg)
     step(*batches[0])
-    lif_time = [0.0]
-    hooks = lif_timing_hooks(model, lif_time)
+    fwd: dict[str, float] = {}
+    hooks = timing_hooks(model, fwd)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         step(*batches[-1])
         total = time.perf_counter() - start
     for h in hooks:
         h.remove()
-    return summarize_profile(prof, total, lif_time[0])
+    res = summarize_profile(prof, total)
+    res["forward_s"] = forward_split(fwd, len(model.blocks))
+    return res
 
 
-def lif_timing_hooks(model: QSNN, acc: list[float]) -> list[Any]:
-    """Hooks that add the wall time of every LIF forward (the time loop) to ``acc[0]``."""
-    starts: list[float] = []
-
-    def pre(*_: Any) -> None:
-        starts.append(time.perf_counter())
-
-    def post(*_: Any) -> None:
-        acc[0] += time.perf_counter() - starts.pop()
-
-    hooks = []
-    for block in model.blocks:
-        hooks.append(block.lif.register_forward_pre_hook(pre))
-        hooks.append(block.lif.register_forward_hook(post))
-    return hooks
+def forward_split(fwd: dict[str, float], n_blocks: int) -> dict[str, float]:
+    """Per block: current (weights, pool, BN fold) vs LIF time loop, from the hook times."""
+    out = {}
+    for i in range(n_blocks):
+        lif = fwd.get(f"block{i}.lif", 0.0)
+        out[f"block{i} current"] = fwd.get(f"block{i}", 0.0) - lif
+        out[f"block{i} LIF loop"] = lif
+    return out
 
 
-def summarize_profile(prof: profile, total: float, lif_fwd: float) -> dict[str, Any]:
-    """Phase totals (record_function ranges), op categories and the top ops by self time."""
-    events = prof.key_averages()
+def summarize_profile(prof: profile, total: float) -> dict[str, Any]:
+    """Phases (record_function ranges), backward per autograd node, op categories, top ops."""
+    events = [e for e in prof.key_averages() if e.key != "ProfilerStep*"]
     phases = {e.key.split(".", 1)[1]: e.cpu_time_total / 1e6
               for e in events if e.key.startswith("qsnn.")}
-    phases["lif_forward_loop (hooks)"] = lif_fwd
+    grad_fns = {e.key[len(GRAD_FN_PREFIX):]: (e.count, e.cpu_time_total / 1e6)
+                for e in events if e.key.startswith(GRAD_FN_PREFIX)}
+    ops = [e for e in events if e.key.startswith("aten::")]
     cats: dict[str, float] = {}
-    for e in events:
-        if e.key.startswith("qsnn."):
-            continue
-        cats[categorize(e.key)] = cats.get(categorize(e.key), 0.0) + e.self_cpu_time_total / 1e6
-    top = sorted((e for e in events if not e.key.startswith("qsnn.")),
-                 key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
+    for e in ops:
+        cat = categorize(e.key)
+        cats[cat] = cats.get(cat, 0.0) + e.self_cpu_time_total / 1e6
+    top = sorted(ops, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
     return {
         "wall_s": total,
         "phases_s": phases,
-        "categories_self_s": dict(sorted(cats.items(), key=lambda kv: -kv[1])),
+        "backward_by_grad_fn_s": dict(sorted(grad_fns.items(), key=lambda kv: -kv[1][1])[:10]),
+        "op_categories_self_s": dict(sorted(cats.items(), key=lambda kv: -kv[1])),
         "top_ops_self_s": [(e.key, e.count, e.self_cpu_time_total / 1e6) for e in top],
     }
+
+
+@contextmanager
+def timed(label: str) -> Iterator[None]:
+    """Print how long a bench phase took (to stderr, so stdout stays the table)."""
+    start = time.perf_counter()
+    yield
+    print(f"  [{label}: {time.perf_counter() - start:.1f}s]", file=sys.stderr, flush=True)
 
 
 # -- report --------------------------------------------------------------------------------
@@ -433,7 +470,8 @@ def print_table(res: dict[str, Any]) -> None:
     """Human-readable summary."""
     print(f"\ntrain_speed: FashionMNIST conv int4, batch {res['batch']}, T {res['steps']}, "
           f"{res['iters']} timed + {res['warmup']} warm-up iters, {res['data']} data, "
-          f"{res['threads']} threads")
+          f"{res['threads']} threads, load avg {res['loadavg_1min'][0]:.1f} -> "
+          f"{res['loadavg_1min'][1]:.1f} on {res['cpus']} CPUs")
     print(f"{'model':<28}{'s/iter (median)':>16}{'speedup':>10}")
     rows = [("baseline (seed code)", res["baseline_s_per_iter"], 1.0),
             ("qsnn (hardware-aware int4)", res["qsnn_s_per_iter"], res["speedup"]),
@@ -452,15 +490,17 @@ def print_table(res: dict[str, Any]) -> None:
 
 def print_profile(prof: dict[str, Any]) -> None:
     """Human-readable profile breakdown."""
-    print(f"\nprofile of one qsnn hardware-aware iteration (wall {prof['wall_s']:.3f}s, "
-          "profiler overhead included)")
-    for k, v in prof["phases_s"].items():
-        print(f"  phase {k:<34}{v:>8.3f}s")
-    for k, v in prof["categories_self_s"].items():
-        print(f"  ops   {k:<34}{v:>8.3f}s")
-    print("  top ops by self CPU time:")
-    for name, count, s in prof["top_ops_self_s"]:
-        print(f"    {name[:44]:<44}{count:>8}{s:>8.3f}s")
+    print(f"\nprofile: one qsnn hardware-aware iteration, {prof['wall_s']:.3f}s wall under "
+          "torch.profiler; backward rows include child ops, 'ops' rows are self time")
+    sections = (("phase", prof["phases_s"]), ("forward", prof["forward_s"]),
+                ("ops", prof["op_categories_self_s"]))
+    for tag, table in sections:
+        for k, v in table.items():
+            print(f"  {tag:<9}{k:<52}{v:>8.3f}s")
+    for k, (count, v) in prof["backward_by_grad_fn_s"].items():
+        print(f"  {'backward':<9}{k + f' x{count}':<52}{v:>8.3f}s")
+    for name, count, v in prof["top_ops_self_s"]:
+        print(f"  {'top op':<9}{name + f' x{count}':<52}{v:>8.3f}s")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -469,9 +509,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", choices=("synthetic", "real"), default="synthetic")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=100, help="time steps T")
-    p.add_argument("--iters", type=int, default=3, help="timed iterations per model")
+    p.add_argument("--iters", type=int, default=5, help="timed iterations per model")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per model")
-    p.add_argument("--profile", action="store_true", help="also profile a qsnn iteration")
+    p.add_argument("--no-profile", dest="profile", action="store_false",
+                   help="skip the torch.profiler breakdown of a qsnn iteration")
     p.add_argument("--quick", action="store_true", help="smoke run: batch 8, T 4, 1+1 iters")
     p.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = p.parse_args(argv)
@@ -487,14 +528,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the table, write the JSON; returns the record."""
     args = parse_args(argv)
+    # qsnn train keeps freed memory in the heap; do the same for every model measured here.
+    allocator = perf.keep_freed_memory()
     mismatch = seed_hparams_mismatch(qsnn_config(args.steps, args.batch, True), SeedHParams())
     for line in mismatch:
         print(f"warning: {CONFIG.name} differs from the seed: {line}", file=sys.stderr)
     batches = make_batches(args.data, args.batch, args.warmup + args.iters)
+    load_before = os.getloadavg()[0]
     times = bench_models(args, batches)
     with timed("loss check"):
         check = loss_check(args, batches[0])
     res = summarize(args, times, check)
+    res["loadavg_1min"] = [load_before, os.getloadavg()[0]]
+    res["keep_freed_memory"] = allocator
+    res["cpus"] = os.cpu_count()
     print_table(res)
     if args.profile:
         with timed("profile"):

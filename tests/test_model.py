@@ -154,3 +154,31 @@ def test_direct_first_layer_is_computed_once(hw: bool) -> None:
     out = model(torch.randint(0, 17, (3, 1, 8, 8), dtype=torch.uint8))
     assert out.shape == (7, 3, 10)
     assert seen == [3]  # one call on the batch of 3 images, not 7 x 3
+
+
+@pytest.mark.parametrize("k,pad", [(2, 0), (2, 1), (3, 0)])
+def test_fused_sum_pool_is_exact(k: int, pad: int) -> None:
+    import torch.nn.functional as F
+
+    from qsnn.train.layers import fuse_sum_pool
+
+    gen = torch.Generator().manual_seed(k)
+    w = torch.randint(-7, 8, (4, 3, 5, 5), generator=gen).float()
+    size = 5 - 2 * pad + 1 + k * 3 - 1
+    x = torch.randint(0, 256, (2, 3, size, size), generator=gen).float()
+    ref = F.avg_pool2d(F.conv2d(x, w, padding=pad), k, divisor_override=1)
+    got = F.conv2d(x, fuse_sum_pool(w, k), stride=k, padding=pad)
+    assert torch.equal(got, ref)
+
+
+def test_float_mode_current_uses_the_quantized_weight() -> None:
+    """Fake-quant float mode applies Brevitas's quantized weight, exactly as its layer does."""
+    cfg = config.apply_overrides(RunConfig(), [
+        "model.hardware_aware=false", "model.layers=[conv4k3, avgpool2, lif, fc10, lif]"])
+    model = QSNN(cfg, (1, 8, 8), 10, 16).eval()
+    x = torch.rand(3, 1, 8, 8)
+    block = model.blocks[0]
+    want = torch.nn.functional.avg_pool2d(block.layer(x), 2)
+    assert torch.equal(block.float_current(x), want)
+    w = block.layer.quant_weight()
+    assert not torch.equal(w.value, block.layer.weight)

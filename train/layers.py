@@ -64,13 +64,27 @@ def make_weight_layer(spec: BlockSpec, bits: int | None, per_channel: bool) -> n
     return qnn.QuantConv2d(spec.in_ch, spec.out_ch, spec.kernel, padding=spec.padding, **kw)
 
 
-def bn_affine(bn: nn.BatchNorm1d | nn.BatchNorm2d, current: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel (a, c) with ``BN(x) = a * x + c``; batch stats (and running-stat update)
-    in training mode, running stats in eval mode. ``current`` is [N, C, ...]."""
+def fuse_sum_pool(w: Tensor, k: int) -> Tensor:
+    """Kernel W' with ``conv(x, W', stride=k) == sumpool_k(conv(x, W))``.
+
+    W'[m, n] = sum_{a, b < k} W[m - a, n - b]  (size K + k - 1); exact for integer W.
+    """
+    kk = w.shape[-1]
+    return sum(
+        F.pad(w, (b, k - 1 - b, a, k - 1 - a)) for a in range(k) for b in range(k)
+    ).reshape(*w.shape[:2], kk + k - 1, kk + k - 1)
+
+
+def bn_affine(
+    bn: nn.BatchNorm1d | nn.BatchNorm2d, current: Tensor, unit: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Per-channel (a, c) with ``BN(x) = a * x + c`` for the float current ``x = unit * current``
+    ([N, C, ...], ``unit`` per channel): batch statistics (and a running-statistics update)
+    in training mode, running statistics in eval mode."""
     if bn.training:
         dims = [0] + list(range(2, current.dim()))
-        mean = current.mean(dims)
-        var = current.var(dims, unbiased=False)
+        var_i, mean_i = torch.var_mean(current, dims, unbiased=False)
+        mean, var = mean_i * unit, var_i * unit * unit
         with torch.no_grad():
             n = current.numel() // current.shape[1]
             m = bn.momentum if bn.momentum is not None else 0.1
@@ -108,18 +122,28 @@ class Block(nn.Module):
         return w_int, scale.reshape(-1).expand(self.spec.out_ch)
 
     def _linear(self, x: Tensor, w: Tensor) -> Tensor:
+        """W x for fc; conv, with a K x K sum pool fused in as a strided conv, for conv."""
         if self.spec.kind == "fc":
             return F.linear(x, w)
-        return F.conv2d(x, w, padding=self.spec.padding)
+        k = self.spec.pool
+        if k > 1:
+            w = fuse_sum_pool(w, k)
+        return F.conv2d(x, w, stride=k, padding=self.spec.padding)
 
     def _channel_view(self, v: Tensor) -> Tensor:
         return v if self.spec.kind == "fc" else v.reshape(-1, 1, 1)
 
+    def float_weight(self) -> Tensor:
+        """The (fake-quantized) float weight the layer applies."""
+        if hasattr(self.layer, "quant_weight"):  # Brevitas layers subclass nn.Linear/Conv2d
+            return self.layer.quant_weight().value
+        return self.layer.weight
+
     def float_current(self, x: Tensor) -> Tensor:
-        """Float-mode current: BN(avgpool(W x)) + b."""
-        cur = self.layer(x)
-        if not isinstance(cur, Tensor):
-            cur = cur.value
+        """Float-mode current: BN(avgpool(W x)) + b, in the seed's float operation order."""
+        w = self.float_weight()
+        cur = F.linear(x, w) if self.spec.kind == "fc" else F.conv2d(
+            x, w, padding=self.spec.padding)
         if self.spec.pool > 1:
             cur = F.avg_pool2d(cur, self.spec.pool)
         if self.bn is not None:
@@ -133,14 +157,12 @@ class Block(nn.Module):
         w_int, scale = self.int_weight()
         cur = self._linear(x, w_int)
         k = self.spec.pool
-        if k > 1:
-            cur = F.avg_pool2d(cur, k, divisor_override=1)
         unit = scale * (self.in_scale / (k * k))
         offset = None
         if self.bn is not None:
-            a, c = bn_affine(self.bn, cur * self._channel_view(unit))
-            sign = torch.where(a < 0, -1.0, 1.0).detach()
-            cur = cur * self._channel_view(sign)
+            a, c = bn_affine(self.bn, cur, unit)
+            if bool((a < 0).any()):
+                cur = cur * self._channel_view(torch.where(a < 0, -1.0, 1.0).detach())
             unit = unit * a.abs().clamp_min(MIN_BN_GAIN)
             offset = c
         if self.bias is not None:
@@ -158,6 +180,8 @@ class Block(nn.Module):
         if self.spec.flatten:
             x = x.flatten(1)
         if self.hardware_aware:
+            if self.spec.kind == "conv":  # faster oneDNN kernels; exact for integers
+                x = x.contiguous(memory_format=torch.channels_last)
             cur, unit = self.int_current(x)
         else:
             cur, unit = self.float_current(x), None

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from qsnn.train.surrogate import make_spike_fn
+from qsnn.train.surrogate import surrogate_backward
 
 MAX_THETA_INT = 2**20
 
@@ -90,7 +90,7 @@ class LIF(nn.Module):
         else:
             self.register_buffer("threshold", thr_t)
         self.reset, self.leak, self.frac_bits = reset, leak, leak_frac_bits
-        self.spike_fn = make_spike_fn(surrogate, slope)
+        self.surrogate, self.slope = surrogate, slope
 
     # -- integer-mode parameters -------------------------------------------------------
     def leak_param(self) -> int:
@@ -116,35 +116,113 @@ class LIF(nn.Module):
 
         current: [T, B, ...], or [B, ...] with ``static`` (the same current every step).
         unit: None for float mode, else the membrane unit (integer mode), broadcastable.
-        Returns spikes [T, B, ...] and, if ``record``, membranes [T, B, ...].
+        Returns spikes [T, B, ...] and, if ``record``, membranes [T, B, ...] (recorded
+        membranes carry no gradient).
         """
         if unit is None:
-            return self._run(current, steps, static, self.threshold, 1.0, self._float_leak, record)
-        theta = self.theta_int(unit)
-        param = self.leak_param()
-        beta = self.beta
+            beta = self.beta
 
-        def leak(u: Tensor) -> Tensor:
-            return ste(exact_leak(u, self.leak, param, self.frac_bits), beta * u)
+            def leak(u: Tensor) -> Tensor:
+                return beta.clamp(0, 1) * u
 
-        return self._run(current, steps, static, theta, unit.detach(), leak, record)
+            theta, scale = self.threshold, None
+        else:
+            param, form, frac = self.leak_param(), self.leak, self.frac_bits
 
-    def _float_leak(self, u: Tensor) -> Tensor:
-        return self.beta.clamp(0, 1) * u
+            def leak(u: Tensor) -> Tensor:
+                return exact_leak(u, form, param, frac)
 
-    def _run(self, current, steps, static, theta, scale, leak, record):  # noqa: ANN001
+            theta, scale = self.theta_int(unit), unit.detach()
+        spikes, mems = _LIFSequence.apply(current, theta, self.beta, self, steps, static, leak,
+                                          scale)
+        return spikes, (mems if record else None)
+
+
+class _LIFSequence(torch.autograd.Function):
+    """The whole T-step recurrence as one autograd node (forward loop without autograd,
+    hand-written backpropagation through time). See the module docstring for the maths;
+    the backward pass, with g_t = dL/dU_t and c_t = dU_t / dU_{t-1}, is::
+
+        g_t   = surrogate(dL/dS_t) + c_{t+1} * g_{t+1}
+        c_t   = leak'(1 - r_t) for zero reset, leak' otherwise
+        dL/dI_t = g_t,  dL/dtheta = -sum(surrogate(dL/dS_t)) - sum(r_t g_t) [subtract],
+        dL/dbeta = sum(g_t V_t) with V_t the membrane entering the leak.
+    """
+
+    @staticmethod
+    def forward(ctx, current, theta, beta, lif, steps, static, leak, scale):  # noqa: ANN001
         first = current if static else current[0]
-        u = torch.zeros_like(first)
-        spikes, mems = [], []
+        mems = _empty_steps_like(first, steps)
+        inputs = [current] * steps if static else current.unbind(0)
+        u = torch.zeros_like(mems[0])
         for t in range(steps):
-            i_t = current if static else current[t]
-            r = (u > theta).to(u.dtype).detach() if self.reset != "none" else None
-            if self.reset == "zero":
-                u = (1 - r) * u
-            u = leak(u) + i_t
-            if self.reset == "subtract":
-                u = u - r * theta
-            spikes.append(self.spike_fn(u - theta, scale))
-            if record:
-                mems.append(u)
-        return torch.stack(spikes), (torch.stack(mems) if record else None)
+            reset = (u > theta) if lif.reset != "none" else None
+            if lif.reset == "zero":
+                u = u.masked_fill(reset, 0.0)  # (1 - r) * u: u > theta > 0 where r = 1
+            u = torch.add(leak(u), inputs[t], out=mems[t])
+            if lif.reset == "subtract":
+                u.sub_(reset * theta)  # r * theta is theta or exactly 0
+        ctx.save_for_backward(mems, theta, beta)
+        ctx.lif, ctx.static, ctx.scale, ctx.float_mode = lif, static, scale, scale is None
+        ctx.set_materialize_grads(False)
+        spikes = (mems > theta).to(mems.dtype)
+        ctx.mark_non_differentiable(mems)
+        return spikes, mems
+
+    @staticmethod
+    def backward(ctx, grad_spikes, _grad_mems):  # noqa: ANN001
+        mems, theta, beta = ctx.saved_tensors
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(mems)
+        lif, steps = ctx.lif, mems.shape[0]
+        scale = 1.0 if ctx.float_mode else ctx.scale
+        d_leak = beta.clamp(0, 1) if ctx.float_mode else beta
+        want_theta, want_beta = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        g_cur = torch.zeros_like(mems[0]) if ctx.static else torch.empty_like(mems)
+        g_theta = torch.zeros_like(mems[0]) if want_theta else None
+        g_beta = torch.zeros_like(mems[0]) if want_beta else None
+        carry = None  # c_{t+1} * g_{t+1}
+        for t in range(steps - 1, -1, -1):
+            g_x = surrogate_backward(lif.surrogate, lif.slope, mems[t] - theta,
+                                     grad_spikes[t], scale)
+            if ctx.static:
+                g = g_x if carry is None else g_x + carry
+                g_cur += g
+            else:
+                g = g_cur[t].copy_(g_x) if carry is None else torch.add(g_x, carry, out=g_cur[t])
+            prev = mems[t - 1] if t > 0 else None
+            r = (prev > theta).to(g.dtype) if (prev is not None and lif.reset != "none") else None
+            if want_theta:
+                g_theta -= g_x
+                if r is not None and lif.reset == "subtract":
+                    g_theta -= r * g
+            if prev is None:
+                break
+            v = (1 - r) * prev if lif.reset == "zero" else prev
+            if want_beta:
+                g_beta += g * v
+            carry = g * d_leak if lif.reset != "zero" else g * d_leak * (1 - r)
+        if want_theta:
+            g_theta = _reduce_to(g_theta, theta.shape)
+        if want_beta:
+            if ctx.float_mode:
+                g_beta = g_beta * ((beta >= 0) & (beta <= 1)).to(g_beta.dtype)
+            g_beta = _reduce_to(g_beta, beta.shape)
+        return g_cur, g_theta, g_beta, None, None, None, None, None
+
+
+def _empty_steps_like(like: Tensor, steps: int) -> Tensor:
+    """Uninitialised [steps, *like.shape] whose every step has ``like``'s memory layout
+    (so channels-last currents give channels-last spikes for the next convolution)."""
+    order = sorted(range(like.dim()), key=lambda i: -like.stride(i))
+    buf = torch.empty((steps, *[like.shape[i] for i in order]), dtype=like.dtype,
+                      device=like.device)
+    return buf.permute(0, *[1 + order.index(i) for i in range(like.dim())])
+
+
+def _reduce_to(grad: Tensor, shape: torch.Size) -> Tensor:
+    """Sum a broadcast gradient back to ``shape`` (trailing-aligned broadcasting)."""
+    extra = grad.dim() - len(shape)
+    out = grad.sum(dim=tuple(range(extra))) if extra > 0 else grad
+    dims = tuple(i for i, s in enumerate(shape) if s == 1 and out.shape[i] != 1)
+    return (out.sum(dim=dims, keepdim=True) if dims else out).reshape(shape)

@@ -30,7 +30,7 @@ from qsnn import atomic
 from qsnn.config import RunConfig, dump
 from qsnn.data import DatasetSplits, load_dataset, subset, train_val_split
 from qsnn.errors import QsnnError
-from qsnn.train import checkpoint, distributed
+from qsnn.train import checkpoint, distributed, perf
 from qsnn.train.distributed import DistInfo
 from qsnn.train.loop import accuracy, make_sampler, train_epoch
 from qsnn.train.losses import make_loss
@@ -188,6 +188,7 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False,
           force: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``out``; returns the contents of ``result.json``."""
     out = Path(out)
+    perf.keep_freed_memory()
     info = distributed.setup(cfg.train.device)
     try:
         prepare_out_dir(out, resume, force)

@@ -1,60 +1,34 @@
-"""Heaviside spike functions with surrogate gradients.
+"""Surrogate gradients of the Heaviside spike ``S = (x > 0)`` (strictly greater, as snnTorch).
 
-Forward (both): ``S = 1 if x > 0 else 0`` (strictly greater, as snnTorch).
+``x = U - theta``; ``g`` is the grad scale (1 in float mode; the membrane unit in
+hardware-aware mode, so that ``x * g`` is the membrane distance in float units and the
+gradients equal those of the float model). Given the incoming gradient ``dL/dS``:
 
-Backward, with ``g`` the grad scale (1 in float mode; the membrane unit in
-hardware-aware mode, so that ``x * g`` is the membrane distance in float units):
+- fast sigmoid (snnTorch ``fast_sigmoid(slope)``): dL/dx = dL/dS * g / (slope * |x g| + 1)^2
+- atan (snnTorch ``atan(alpha)``):  dL/dx = alpha/2 / (1 + (pi/2 * alpha * x g)^2) * g * dL/dS
 
-- fast sigmoid (snnTorch ``fast_sigmoid(slope)``): dS/dx = g / (slope * |x g| + 1)^2
-- atan (snnTorch ``atan(alpha)``): dS/dx = g * alpha / 2 / (1 + (pi/2 * alpha * x g)^2)
+With g = 1 the operations are snnTorch's, in its order, so gradients match it bit for bit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-import torch
 from torch import Tensor
 
-
-class _FastSigmoid(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, slope: float, scale: Tensor | float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.slope, ctx.scale = slope, scale
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        g = ctx.scale
-        if isinstance(g, float) and g == 1.0:
-            return grad / (ctx.slope * torch.abs(x) + 1.0) ** 2, None, None
-        return grad * g / (ctx.slope * torch.abs(x * g) + 1.0) ** 2, None, None
+SURROGATES = ("fast_sigmoid", "atan")
 
 
-class _ATan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float, scale: Tensor | float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.alpha, ctx.scale = alpha, scale
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        a, g = ctx.alpha, ctx.scale
-        if isinstance(g, float) and g == 1.0:
-            return grad * (a / 2 / (1 + (math.pi / 2 * a * x).pow(2))), None, None
-        return grad * g * (a / 2 / (1 + (math.pi / 2 * a * x * g).pow(2))), None, None
-
-
-SpikeFn = Callable[[Tensor, "Tensor | float"], Tensor]
-
-
-def make_spike_fn(name: str, slope: float) -> SpikeFn:
-    """Spike function ``fn(x, grad_scale)`` for surrogate ``name``."""
-    fns = {"fast_sigmoid": _FastSigmoid, "atan": _ATan}
-    fn = fns[name]
-    return lambda x, scale=1.0: fn.apply(x, slope, scale)
+def surrogate_backward(name: str, slope: float, x: Tensor, grad: Tensor,
+                       scale: Tensor | float = 1.0) -> Tensor:
+    """dL/dx for spikes ``S = (x > 0)`` given ``grad = dL/dS`` (may reuse ``x``'s memory)."""
+    unit = isinstance(scale, float) and scale == 1.0
+    xs = x if unit else x * scale
+    gs = grad if unit else grad * scale
+    if name == "fast_sigmoid":
+        if unit:
+            return gs / (slope * xs.abs() + 1.0) ** 2  # snnTorch's exact operations
+        return gs.div_(xs.abs_().mul_(slope).add_(1.0).square_())
+    if name == "atan":
+        return slope / 2 / (1 + (math.pi / 2 * slope * xs).pow(2)) * gs
+    raise ValueError(f"unknown surrogate {name}")
