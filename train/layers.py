@@ -82,8 +82,10 @@ def bn_affine(
     ([N, C, ...], ``unit`` per channel): batch statistics (and a running-statistics update)
     in training mode, running statistics in eval mode."""
     if bn.training:
-        dims = [0] + list(range(2, current.dim()))
-        var_i, mean_i = torch.var_mean(current, dims, unbiased=False)
+        flat = current.movedim(1, -1).reshape(-1, current.shape[1])  # a view if channels-last
+        n = flat.shape[0]
+        mean_i = flat.sum(0) / n
+        var_i = ((flat * flat).sum(0) / n - mean_i * mean_i).clamp_min(0.0)
         mean, var = mean_i * unit, var_i * unit * unit
         with torch.no_grad():
             n = current.numel() // current.shape[1]
@@ -156,6 +158,8 @@ class Block(nn.Module):
         """Integer-mode current (with folded bias) and its unit, both per channel."""
         w_int, scale = self.int_weight()
         cur = self._linear(x, w_int)
+        if self.spec.kind == "conv":  # keep spikes channels-last for the next convolution
+            cur = cur.contiguous(memory_format=torch.channels_last)
         k = self.spec.pool
         unit = scale * (self.in_scale / (k * k))
         offset = None

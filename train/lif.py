@@ -58,8 +58,8 @@ def beta_of(leak: str, param: int, frac_bits: int) -> float:
 def exact_leak(u: Tensor, leak: str, param: int, frac_bits: int) -> Tensor:
     """Integer leak of an integer-valued tensor: floor arithmetic, exact in float32."""
     if leak == "mult":
-        return torch.floor(u * (param / 2**frac_bits))
-    return u - torch.floor(u * 2.0**-param)
+        return u.mul(param / 2**frac_bits).floor_()
+    return u - u.mul(2.0**-param).floor_()
 
 
 class LIF(nn.Module):
@@ -153,29 +153,32 @@ class _LIFSequence(torch.autograd.Function):
     def forward(ctx, current, theta, beta, lif, steps, static, leak, scale):  # noqa: ANN001
         first = current if static else current[0]
         mems = _empty_steps_like(first, steps)
+        spikes = torch.empty_like(mems)
         inputs = [current] * steps if static else current.unbind(0)
         u = torch.zeros_like(mems[0])
         for t in range(steps):
-            reset = (u > theta) if lif.reset != "none" else None
-            if lif.reset == "zero":
-                u = u.masked_fill(reset, 0.0)  # (1 - r) * u: u > theta > 0 where r = 1
+            # r[t] = (U[t-1] > theta) = S[t-1]; r[0] = 0 because U[-1] = 0 < theta.
+            reset = spikes[t - 1] if (t > 0 and lif.reset != "none") else None
+            if reset is not None and lif.reset == "zero":
+                u = (1 - reset) * u
             u = torch.add(leak(u), inputs[t], out=mems[t])
-            if lif.reset == "subtract":
+            if reset is not None and lif.reset == "subtract":
                 u.sub_(reset * theta)  # r * theta is theta or exactly 0
-        ctx.save_for_backward(mems, theta, beta)
+            torch.gt(u, theta, out=spikes[t])
+        ctx.save_for_backward(mems, spikes, theta, beta)
         ctx.lif, ctx.static, ctx.scale, ctx.float_mode = lif, static, scale, scale is None
         ctx.set_materialize_grads(False)
-        spikes = (mems > theta).to(mems.dtype)
         ctx.mark_non_differentiable(mems)
         return spikes, mems
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_mems):  # noqa: ANN001
-        mems, theta, beta = ctx.saved_tensors
+        mems, spikes, theta, beta = ctx.saved_tensors
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(mems)
         lif, steps = ctx.lif, mems.shape[0]
-        scale = 1.0 if ctx.float_mode else ctx.scale
+        scale = None if ctx.float_mode else ctx.scale
+        theta_s = theta if scale is None else theta * scale
         d_leak = beta.clamp(0, 1) if ctx.float_mode else beta
         want_theta, want_beta = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         g_cur = torch.zeros_like(mems[0]) if ctx.static else torch.empty_like(mems)
@@ -183,7 +186,7 @@ class _LIFSequence(torch.autograd.Function):
         g_beta = torch.zeros_like(mems[0]) if want_beta else None
         carry = None  # c_{t+1} * g_{t+1}
         for t in range(steps - 1, -1, -1):
-            g_x = surrogate_backward(lif.surrogate, lif.slope, mems[t] - theta,
+            g_x = surrogate_backward(lif.surrogate, lif.slope, mems[t], theta_s,
                                      grad_spikes[t], scale)
             if ctx.static:
                 g = g_x if carry is None else g_x + carry
@@ -191,11 +194,11 @@ class _LIFSequence(torch.autograd.Function):
             else:
                 g = g_cur[t].copy_(g_x) if carry is None else torch.add(g_x, carry, out=g_cur[t])
             prev = mems[t - 1] if t > 0 else None
-            r = (prev > theta).to(g.dtype) if (prev is not None and lif.reset != "none") else None
+            r = spikes[t - 1] if (prev is not None and lif.reset != "none") else None
             if want_theta:
-                g_theta -= g_x
+                g_theta.sub_(g_x)
                 if r is not None and lif.reset == "subtract":
-                    g_theta -= r * g
+                    g_theta.addcmul_(r, g, value=-1.0)
             if prev is None:
                 break
             v = (1 - r) * prev if lif.reset == "zero" else prev

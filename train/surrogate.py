@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 SURROGATES = ("fast_sigmoid", "atan")
 
 
-def surrogate_backward(name: str, slope: float, x: Tensor, grad: Tensor,
-                       scale: Tensor | float = 1.0) -> Tensor:
-    """dL/dx for spikes ``S = (x > 0)`` given ``grad = dL/dS`` (may reuse ``x``'s memory)."""
-    unit = isinstance(scale, float) and scale == 1.0
-    xs = x if unit else x * scale
-    gs = grad if unit else grad * scale
+def surrogate_backward(name: str, slope: float, u: Tensor, theta: Tensor, grad: Tensor,
+                       scale: Tensor | None = None) -> Tensor:
+    """dL/dx for spikes ``S = (u - theta > 0)`` given ``grad = dL/dS``.
+
+    ``scale`` None is float mode (snnTorch's exact operations); otherwise ``theta`` must
+    already be multiplied by ``scale`` (``x * g`` is formed as ``u * g - theta * g``).
+    """
+    if scale is None:
+        x = u - theta
+        if name == "fast_sigmoid":
+            return grad / (slope * x.abs() + 1.0) ** 2
+        return slope / 2 / (1 + (math.pi / 2 * slope * x).pow(2)) * grad
+    xs = torch.addcmul(-theta, u, scale)
+    gs = grad * scale
     if name == "fast_sigmoid":
-        if unit:
-            return gs / (slope * xs.abs() + 1.0) ** 2  # snnTorch's exact operations
         return gs.div_(xs.abs_().mul_(slope).add_(1.0).square_())
-    if name == "atan":
-        return slope / 2 / (1 + (math.pi / 2 * slope * xs).pow(2)) * gs
-    raise ValueError(f"unknown surrogate {name}")
+    return xs.mul_(math.pi / 2 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2).mul_(gs)
