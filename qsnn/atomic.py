@@ -19,6 +19,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -27,6 +28,19 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_dir(prefix: str, parent: str | Path) -> Path:
+    """A new staging folder (mode 0777 & ~umask) inside ``parent``."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    folder.chmod(0o777 & ~_umask())
+    return folder
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from qsnn import __version__
@@ -54,22 +53,54 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
-def _not_yet(issue: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"qsnn {args.command}: not yet available (arrives with the {issue} issue)")
-        return 0
+def _export(args: argparse.Namespace) -> int:
+    from qsnn.export.runner import export
 
-    return run
+    run = Path(args.run)
+    out = Path(args.out) if args.out else Path("build") / run.name
+    vectors = None if args.vectors == "all" else int(args.vectors)
+    report = export(run, out, vectors=vectors, membrane_bits=args.membrane_bits,
+                    qonnx=not args.no_qonnx)
+    print(f"exported {run} -> {out}: agreement {report['agreement']:.4f}, golden accuracy "
+          f"{report['golden_accuracy']:.4f} (torch {report['torch_accuracy']:.4f}) on "
+          f"{report['test_images']} test images; membrane bits {report['membrane_bits']}")
+    return 0
 
 
-def add_placeholders(sub: argparse._SubParsersAction) -> None:
-    for name, issue in (("export", "[export]"),):
-        p = sub.add_parser(name, help=f"not yet available ({issue})")
-        p.add_argument("rest", nargs="*")
-        p.set_defaults(func=_not_yet(issue))
+def _vectors(text: str) -> str:
+    if text != "all" and not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError("must be a positive integer or 'all'")
+    return text
 
 
-COMMANDS = (add_train, add_placeholders)
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a trained run to the integer IR, QONNX and NIR")
+    p.add_argument("run", help="run folder, e.g. runs/digits")
+    p.add_argument("--out", help="output folder (default: build/<run name>)")
+    p.add_argument("--vectors", default="64", type=_vectors,
+                   help="golden test vectors: N images or 'all' (default: %(default)s)")
+    p.add_argument("--membrane-bits", type=int, help="membrane width (default: minimal safe)")
+    p.add_argument("--no-qonnx", action="store_true", help="skip the QONNX export")
+    p.set_defaults(func=_export)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from qsnn.export.runner import evaluate
+
+    res = evaluate(args.build, args.data_dir)
+    print(f"golden accuracy {res['golden_accuracy']:.4f} on {res['test_images']} "
+          f"{res['dataset']} test images")
+    return 0
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="golden-model accuracy of an exported IR")
+    p.add_argument("build", help="export folder, e.g. build/digits")
+    p.add_argument("--data-dir", help="dataset folder (for mnist, dvs-gesture, ...)")
+    p.set_defaults(func=_eval)
+
+
+COMMANDS = (add_train, add_export, add_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,9 @@ def fold_block(block, in_scale: float):
     out = w.shape[0]
     scale = np.broadcast_to(qw.scale.detach().numpy().reshape(-1), (out,)).astype(np.float32)
     k = block.spec.pool
-    unit = scale * np.float32(in_scale / (k * k))
+    unit = scale * np.float32(in_scale)
+    if k > 1:
+        unit = unit / np.float32(k * k)
     sign = np.ones(out, dtype=np.int64)
     offset = np.zeros(out, dtype=np.float32)
     has_offset = False

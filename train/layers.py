@@ -161,7 +161,9 @@ class Block(nn.Module):
         if self.spec.kind == "conv":  # keep spikes channels-last for the next convolution
             cur = cur.contiguous(memory_format=torch.channels_last)
         k = self.spec.pool
-        unit = scale * (self.in_scale / (k * k))
+        unit = scale * self.in_scale
+        if k > 1:
+            unit = unit / (k * k)
         offset = None
         if self.bn is not None:
             a, c = bn_affine(self.bn, cur, unit)

@@ -1,0 +1,145 @@
+"""The integer golden model: runs an IR graph, exactly ``docs/spec.md`` §1.
+
+It needs only the IR (no trained model), works on PyTorch integer tensors, batched over
+images and vectorised over neurons. Per LIF layer and step t (all int64)::
+
+    r     = U > theta                                   (previous membrane)
+    U     = 0 where r                                   (zero reset)
+    U     = sat_B(leak(U) + I[t] + b - r * theta)       (subtract; no "- r*theta" otherwise)
+    s[t]  = U > theta
+    leak(U) = U - (U >> k)  |  (m * U) >> F              (>> arithmetic: floor division)
+
+Currents are computed once per image for direct input (the first layer's input does
+not change over time) and for all T x B spike maps at once otherwise; matrix products
+run in float64, exact for the integer ranges the IR admits (|values| < 2^53), and are
+converted back to int64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, Linear, Readout, SumPool
+from qsnn.lfsr import rate_spikes, rate_table
+
+
+@dataclass
+class GoldenResult:
+    """Output spike counts [B, classes], predictions [B] and optional per-LIF traces."""
+
+    counts: Tensor
+    predictions: Tensor
+    spikes: list[Tensor] | None = None  # per LIF: [T, B, ...] int8
+    membranes: list[Tensor] | None = None  # per LIF: [T, B, ...] int64
+
+
+def encode(graph: Graph, x: Tensor) -> tuple[Tensor, bool]:
+    """First-layer input as int64: ([B, C, H, W], static) or ([T, B, C, H, W], False)."""
+    inp, steps = graph.input, graph.time_steps
+    if inp.encoding == "direct":
+        return x.to(torch.int64), True
+    if inp.encoding == "rate":
+        table = rate_table(inp.lfsr_seed, steps, x[0].numel())
+        spk = rate_spikes(x.flatten(1), table, inp.pixel_max).to(torch.int64)
+        return spk.reshape(steps, x.shape[0], *x.shape[1:]), False
+    return x.to(torch.int64).transpose(0, 1), False
+
+
+def weight_current(node: Linear | Conv2d, x: Tensor) -> Tensor:
+    """Integer W x (float64 products, exact) for x [N, ...] int64."""
+    w = torch.from_numpy(node.weight.astype("float64"))
+    xf = x.to(torch.float64)
+    out = F.linear(xf, w) if isinstance(node, Linear) else F.conv2d(xf, w, padding=node.padding)
+    return out.to(torch.int64)
+
+
+def sum_pool(x: Tensor, k: int) -> Tensor:
+    """Sum over non-overlapping k x k windows of [N, C, H, W] int64."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // k, k, w // k, k).sum(dim=(3, 5))
+
+
+def leak(u: Tensor, node: LIF) -> Tensor:
+    """The integer leak (arithmetic shifts)."""
+    if node.leak == "shift":
+        return u - (u >> node.leak_param)
+    return (u * node.leak_param) >> node.frac_bits
+
+
+def _channel(v: Tensor, ndim: int) -> Tensor:
+    return v.reshape(-1, *([1] * (ndim - 2)))
+
+
+def lif_run(node: LIF, current: Tensor, steps: int, static: bool, record: bool
+            ) -> tuple[Tensor, Tensor | None]:
+    """LIF over ``steps`` steps; current [B, ...] (static) or [T, B, ...] (int64).
+
+    Returns spikes [T, B, ...] (int8) and, if ``record``, membranes [T, B, ...] (int64).
+    """
+    first = current if static else current[0]
+    theta = _channel(torch.from_numpy(node.theta.astype("int64")), first.dim())
+    bias = None
+    if node.bias is not None:
+        bias = _channel(torch.from_numpy(node.bias.astype("int64")), first.dim())
+    lo, hi = -(1 << (node.membrane_bits - 1)), (1 << (node.membrane_bits - 1)) - 1
+    u = torch.zeros_like(first)
+    spikes = torch.empty((steps, *first.shape), dtype=torch.int8)
+    mems = torch.empty((steps, *first.shape), dtype=torch.int64) if record else None
+    for t in range(steps):
+        i_t = current if static else current[t]
+        r = u > theta
+        if node.reset == "zero":
+            u = u.masked_fill(r, 0)
+        u = leak(u, node) + i_t
+        if bias is not None:
+            u = u + bias
+        if node.reset == "subtract":
+            u = u - r * theta
+        u = u.clamp(lo, hi)
+        spikes[t] = u > theta
+        if mems is not None:
+            mems[t] = u
+    return spikes, mems
+
+
+def run(graph: Graph, x: Tensor, record: bool = False) -> GoldenResult:
+    """Run ``graph`` on a batch ``x`` of integer inputs (images [B, C, H, W] or event
+    frames [B, T, C, H, W]); returns counts, predictions and (``record``) traces."""
+    steps = graph.time_steps
+    h, static = encode(graph, x)
+    batch = x.shape[0]
+    spikes_rec: list[Tensor] = []
+    mems_rec: list[Tensor] = []
+    cur = None
+    for node in graph.nodes:
+        if isinstance(node, (Linear, Conv2d)):
+            inp = h if static else h.reshape(steps * batch, *h.shape[2:])
+            cur = weight_current(node, inp)
+        elif isinstance(node, SumPool):
+            cur = sum_pool(cur, node.kernel)
+        elif isinstance(node, LIF):
+            if not static:
+                cur = cur.reshape(steps, batch, *cur.shape[1:])
+            spk, mem = lif_run(node, cur, steps, static, record)
+            spikes_rec.append(spk)
+            if mem is not None:
+                mems_rec.append(mem)
+            h, static = spk.to(torch.int64), False
+        elif isinstance(node, Flatten):
+            h = h.flatten(1 if static else 2)
+        elif isinstance(node, Readout):
+            counts = h.sum(0)
+    return GoldenResult(
+        counts=counts, predictions=torch.argmax(counts, dim=1),
+        spikes=spikes_rec if record else None, membranes=mems_rec if record else None)
+
+
+def run_batched(graph: Graph, x: Tensor, batch_size: int = 2048) -> GoldenResult:
+    """:func:`run` over ``x`` in chunks (no traces); counts and predictions concatenated."""
+    parts = [run(graph, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    counts = torch.cat([p.counts for p in parts])
+    return GoldenResult(counts=counts, predictions=torch.argmax(counts, dim=1))

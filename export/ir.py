@@ -1,0 +1,200 @@
+"""The deployment IR: small frozen dataclasses with integer fields (model.json + weights.npz).
+
+A graph is an input encoder, a list of nodes run in order, and a readout::
+
+    Input ─► (Linear | Conv2d) ─► [SumPool] ─► LIF ─► [Flatten] ─► ... ─► LIF ─► Readout
+
+Every array is an integer numpy array; no floating-point scale survives. The update
+order and arithmetic are those of ``docs/spec.md`` §1 (and :mod:`qsnn.export.golden`,
+which runs a graph). ``docs/spec.md`` §5 documents every field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+IR_FORMAT = "qsnn-ir"
+IR_VERSION = 1
+ENCODINGS = ("direct", "rate", "events")
+RESETS = ("subtract", "zero", "none")
+LEAKS = ("shift", "mult")
+MAX_MEMBRANE_BITS = 32
+
+
+def _arr_eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.dtype.kind == b.dtype.kind and a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+class Node:
+    """Base of IR nodes: scalar fields go to JSON, array fields to the npz."""
+
+    op: ClassVar[str] = ""
+    array_fields: ClassVar[tuple[str, ...]] = ()
+
+    def scalars(self) -> dict[str, Any]:
+        """JSON-serialisable fields (arrays excluded), with ``op`` first."""
+        out: dict[str, Any] = {"op": self.op}
+        for f in dataclasses.fields(self):
+            if f.name not in self.array_fields:
+                v = getattr(self, f.name)
+                out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Array fields keyed ``<node name>.<field>`` (None fields omitted)."""
+        return {f"{self.name}.{k}": getattr(self, k) for k in self.array_fields
+                if getattr(self, k) is not None}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.scalars() == other.scalars() and all(
+            _arr_eq(getattr(self, k), getattr(other, k)) for k in self.array_fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, eq=False)
+class InputEncoder(Node):
+    """How images become first-layer inputs.
+
+    direct: x_j[t] = p_j (integer pixel 0..pixel_max) every step;
+    rate:   x_j[t] = (r[t, j] * pixel_max < p_j * 256), r from the LFSR of ``qsnn.lfsr``
+            seeded with ``lfsr_seed`` for every image;
+    events: x[t] = binary event frame t.
+    """
+
+    op: ClassVar[str] = "input"
+    name: str
+    encoding: str
+    shape: tuple[int, ...]  # (C, H, W) of one image / frame
+    pixel_max: int
+    lfsr_seed: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(Node):
+    """I_i = sum_j W_ij x_j; ``weight`` [out, in] signed, |W| <= 2^(weight_bits-1) - 1."""
+
+    op: ClassVar[str] = "linear"
+    array_fields: ClassVar[tuple[str, ...]] = ("weight",)
+    name: str
+    in_features: int
+    out_features: int
+    weight_bits: int
+    weight: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(Node):
+    """I[o, y, x] = sum_{c,i,j} W[o, c, i, j] x[c, y + i - padding, x + j - padding] (stride 1,
+    zero padding); ``weight`` [out, in, K, K]."""
+
+    op: ClassVar[str] = "conv2d"
+    array_fields: ClassVar[tuple[str, ...]] = ("weight",)
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    padding: int
+    weight_bits: int
+    weight: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class SumPool(Node):
+    """Sum over non-overlapping ``kernel`` x ``kernel`` windows (average pooling with its
+    1/K^2 folded into the LIF threshold and bias)."""
+
+    op: ClassVar[str] = "sumpool"
+    name: str
+    kernel: int
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Node):
+    """Row-major (C, H, W) -> (C*H*W,)."""
+
+    op: ClassVar[str] = "flatten"
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class LIF(Node):
+    """LIF neurons of ``docs/spec.md`` §1 on the preceding current I (+ ``bias``).
+
+    ``theta`` and ``bias`` hold one value per channel (the first axis of ``shape``);
+    leak ``shift``: U - (U >>> leak_param); ``mult``: (leak_param * U) >>> frac_bits.
+    The membrane saturates to signed ``membrane_bits``.
+    """
+
+    op: ClassVar[str] = "lif"
+    array_fields: ClassVar[tuple[str, ...]] = ("theta", "bias")
+    name: str
+    shape: tuple[int, ...]
+    leak: str
+    leak_param: int
+    frac_bits: int
+    reset: str
+    membrane_bits: int
+    theta: np.ndarray = field(repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def channels(self) -> int:
+        """Number of per-channel parameters (first axis of ``shape``)."""
+        return self.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Readout(Node):
+    """Spike counts C_i = sum_t s_i[t] of the last LIF; prediction argmax, lowest index on ties."""
+
+    op: ClassVar[str] = "readout"
+    name: str
+    classes: int
+
+
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.op: cls for cls in (Linear, Conv2d, SumPool, Flatten, LIF, Readout)
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A whole deployment model."""
+
+    name: str
+    time_steps: int
+    input: InputEncoder
+    nodes: tuple[Node, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return (self.name, self.time_steps, self.metadata) == (
+            other.name, other.time_steps, other.metadata
+        ) and self.input == other.input and len(self.nodes) == len(other.nodes) and all(
+            a == b for a, b in zip(self.nodes, other.nodes, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def lifs(self) -> list[LIF]:
+        """The LIF layers in order."""
+        return [n for n in self.nodes if isinstance(n, LIF)]
+
+    @property
+    def classes(self) -> int:
+        """Number of output classes."""
+        return self.nodes[-1].classes  # type: ignore[attr-defined]
+
+    def replace(self, **changes: Any) -> Graph:
+        """A copy with fields replaced."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,349 @@
+"""Lowering a trained QSNN to the IR: per-layer handlers, then folding passes.
+
+1. ``lower_model`` walks every block's sub-modules and dispatches each through
+   :data:`HANDLERS` (module type -> handler). Handlers emit *raw* nodes that still carry
+   the float annotations of training: :class:`ScaledWeight` (integer weight + its
+   power-of-two scale and the input scale), :class:`AvgPool`, :class:`BatchNorm`,
+   :class:`BiasAdd`, :class:`FloatLIF` (float theta and beta).
+2. :data:`PASSES` (a named list) fold those annotations away, one contract each::
+
+       fold_weight_scale   ScaledWeight -> Linear/Conv2d;  LIF unit  = scale * in_scale
+       avgpool_to_sumpool  AvgPool(K)   -> SumPool(K);     LIF unit /= K^2
+       fold_batchnorm      BatchNorm    -> sign into W;    unit *= max(|a|, 1e-4), offset = c
+       fold_bias           BiasAdd      -> offset += b
+       quantize_lif        FloatLIF     -> LIF: theta_int = clamp(round(theta/unit), 1, 2^20),
+                                               bias = clamp(round(offset/unit), +-2^20),
+                                               leak parameter k or m from beta
+
+   with the float32 operations in the order the training forward uses them
+   (``train/layers.py``), so the result is exact. Membrane widths are assigned last.
+3. :func:`run_raw` executes any intermediate graph (it applies still-pending annotations
+   on the fly); the export checks exact equality of spikes before and after every pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from qsnn.errors import QsnnError
+from qsnn.export import golden
+from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Linear, Readout, SumPool
+from qsnn.train import lif as train_lif
+from qsnn.train.layers import MIN_BN_GAIN, Block
+from qsnn.train.lif import MAX_THETA_INT, quantize_beta
+from qsnn.train.model import QSNN
+
+
+# -- raw (annotated) nodes ------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ScaledWeight:
+    """An integer weight layer with its float scale: float current = scale * in_scale * W x."""
+
+    name: str
+    layer: Linear | Conv2d
+    scale: np.ndarray  # float32 [out]
+    in_scale: float
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool:
+    """Average pooling over K x K windows."""
+
+    name: str
+    kernel: int
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm:
+    """Inference BatchNorm y = gamma (x - mean) / sqrt(var + eps) + beta (float32)."""
+
+    name: str
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+
+
+@dataclass(frozen=True, eq=False)
+class BiasAdd:
+    """A float bias current per channel."""
+
+    name: str
+    bias: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class FloatLIF:
+    """A LIF with float threshold/beta; ``unit``/``offset`` collect folded annotations."""
+
+    name: str
+    shape: tuple[int, ...]
+    threshold: float
+    beta: float
+    leak: str
+    frac_bits: int
+    reset: str
+    unit: np.ndarray | None = field(default=None, repr=False)  # float32 [C]
+    offset: np.ndarray | None = field(default=None, repr=False)  # float32 [C]
+
+
+RawNode = ScaledWeight | AvgPool | BatchNorm | BiasAdd | FloatLIF | Linear | Conv2d | SumPool \
+    | LIF | Flatten | Readout
+
+
+# -- handlers ------------------------------------------------------------------------------
+@dataclass
+class LowerContext:
+    """What handlers need to know: the block, its index and its input scale."""
+
+    block: Block
+    index: int
+    in_scale: float
+    shape: tuple[int, ...] = ()
+
+
+Handler = Callable[[nn.Module, LowerContext], list[RawNode]]
+HANDLERS: dict[type, Handler] = {}
+
+
+def handler(*types: type) -> Callable[[Handler], Handler]:
+    """Register a lowering handler for module types."""
+
+    def register(fn: Handler) -> Handler:
+        for t in types:
+            HANDLERS[t] = fn
+        return fn
+
+    return register
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def _weight_node(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
+    if not hasattr(module, "quant_weight"):
+        raise QsnnError("an fp32 model has no integer weights: train with --precision int2/4/8")
+    qw = module.quant_weight()
+    w = _np(qw.int()).astype(np.int8)
+    scale = np.broadcast_to(_np(qw.scale).reshape(-1).astype(np.float32), (w.shape[0],)).copy()
+    spec, name = ctx.block.spec, f"{spec_name(ctx)}"
+    bits = int(qw.bit_width.item())
+    if spec.kind == "fc":
+        layer: Linear | Conv2d = Linear(name, spec.in_ch, spec.out_ch, bits, w)
+    else:
+        layer = Conv2d(name, spec.in_ch, spec.out_ch, spec.kernel, spec.padding, bits, w)
+    nodes: list[RawNode] = [ScaledWeight(name, layer, scale, ctx.in_scale)]
+    if spec.pool > 1:
+        nodes.append(AvgPool(f"pool{ctx.index}", spec.pool))
+    return nodes
+
+
+def spec_name(ctx: LowerContext) -> str:
+    """Node name of a block's weight layer: fc<i> or conv<i>."""
+    return f"{ctx.block.spec.kind}{ctx.index}"
+
+
+@handler(nn.Linear, nn.Conv2d)
+def lower_weight(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
+    """Brevitas QuantLinear/QuantConv2d (subclasses of nn.Linear/Conv2d) -> ScaledWeight."""
+    return _weight_node(module, ctx)
+
+
+@handler(nn.BatchNorm1d, nn.BatchNorm2d)
+def lower_bn(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
+    """BatchNorm (running statistics) -> BatchNorm annotation."""
+    return [BatchNorm(f"bn{ctx.index}", _np(module.weight), _np(module.bias),
+                      _np(module.running_mean), _np(module.running_var), float(module.eps))]
+
+
+@handler(train_lif.LIF)
+def lower_lif(module: train_lif.LIF, ctx: LowerContext) -> list[RawNode]:
+    """LIF -> FloatLIF (float theta and beta, leak form, reset)."""
+    return [FloatLIF(f"lif{ctx.index}", ctx.shape, float(module.threshold.detach()),
+                     float(module.beta.detach().clamp(0, 1)), module.leak, module.frac_bits,
+                     module.reset)]
+
+
+def _dispatch(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
+    for cls in type(module).__mro__:
+        if cls in HANDLERS:
+            return HANDLERS[cls](module, ctx)
+    raise QsnnError(f"export: no handler for layer type {type(module).__name__}")
+
+
+def block_shape(block: Block, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Output shape of a block for an input of ``in_shape``."""
+    s = block.spec
+    if s.kind == "fc":
+        return (s.out_ch,)
+    h = (in_shape[1] + 2 * s.padding - s.kernel + 1) // s.pool
+    w = (in_shape[2] + 2 * s.padding - s.kernel + 1) // s.pool
+    return (s.out_ch, h, w)
+
+
+def lower_model(model: QSNN, name: str, input_shape: tuple[int, ...],
+                lfsr_seed: int = 0) -> tuple[InputEncoder, list[RawNode]]:
+    """Raw node list of a trained hardware-aware model (eval-mode parameters)."""
+    if not model.hardware_aware:
+        raise QsnnError("export needs a hardware-aware integer model "
+                        "(model.hardware_aware true with an int precision)")
+    enc = InputEncoder("input", model.encoding, tuple(input_shape), model.pixel_max,
+                       lfsr_seed if model.encoding == "rate" else 0)
+    nodes: list[RawNode] = []
+    shape = tuple(input_shape)
+    for i, block in enumerate(model.blocks):
+        if block.spec.flatten and len(shape) > 1:
+            nodes.append(Flatten(f"flatten{i}"))
+            shape = (int(np.prod(shape)),)
+        in_scale = block.in_scale
+        shape = block_shape(block, shape)
+        ctx = LowerContext(block, i, in_scale, shape)
+        nodes += _dispatch(block.layer, ctx)
+        if block.bn is not None:
+            nodes += _dispatch(block.bn, ctx)
+        if block.bias is not None:
+            nodes.append(BiasAdd(f"bias{i}", _np(block.bias)))
+        nodes += _dispatch(block.lif, ctx)
+    nodes.append(Readout("readout", shape[0]))
+    return enc, nodes
+
+
+# -- passes --------------------------------------------------------------------------------
+# A pass rewrites one *segment*: the nodes of a block, ending with its (Float)LIF.
+Segment = list[RawNode]
+
+
+def _t(a: np.ndarray | float) -> Tensor:
+    return torch.as_tensor(a, dtype=torch.float32)
+
+
+def segments(nodes: list[RawNode]) -> list[Segment | RawNode]:
+    """Split into block segments (ending at a LIF) and the Flatten/Readout between them."""
+    out: list[Segment | RawNode] = []
+    cur: Segment = []
+    for n in nodes:
+        if isinstance(n, (Flatten, Readout)) and not cur:
+            out.append(n)
+            continue
+        cur.append(n)
+        if isinstance(n, (FloatLIF, LIF)):
+            out.append(cur)
+            cur = []
+    return out
+
+
+def apply(fn: Callable[[Segment], Segment], nodes: list[RawNode]) -> list[RawNode]:
+    """Apply a segment pass to every block of a node list."""
+    out: list[RawNode] = []
+    for part in segments(nodes):
+        out += fn(list(part)) if isinstance(part, list) else [part]
+    return out
+
+
+def _with_lif(seg: Segment, **changes: object) -> Segment:
+    return seg[:-1] + [dataclasses.replace(seg[-1], **changes)]
+
+
+def fold_weight_scale(seg: Segment) -> Segment:
+    """ScaledWeight -> integer layer; LIF unit = scale * in_scale."""
+    for i, n in enumerate(seg):
+        if isinstance(n, ScaledWeight):
+            seg = _with_lif(seg, unit=(_t(n.scale) * n.in_scale).numpy())
+            seg[i] = n.layer
+    return seg
+
+
+def avgpool_to_sumpool(seg: Segment) -> Segment:
+    """AvgPool(K) -> SumPool(K); LIF unit /= K^2."""
+    for i, n in enumerate(seg):
+        if isinstance(n, AvgPool) and seg[-1].unit is not None:
+            seg = _with_lif(seg, unit=(_t(seg[-1].unit) / (n.kernel * n.kernel)).numpy())
+            seg[i] = SumPool(n.name, n.kernel)
+    return seg
+
+
+def bn_gain_offset(bn: BatchNorm) -> tuple[Tensor, Tensor]:
+    """(a, c) with BN(x) = a x + c, in the training forward's float32 operations."""
+    a = _t(bn.gamma) / torch.sqrt(_t(bn.var) + bn.eps)
+    return a, _t(bn.beta) - a * _t(bn.mean)
+
+
+def fold_batchnorm(seg: Segment) -> Segment:
+    """BatchNorm -> channel signs into W, unit *= max(|a|, 1e-4), offset = c."""
+    if not any(isinstance(n, BatchNorm) for n in seg) or any(
+            isinstance(n, (ScaledWeight, AvgPool)) for n in seg):
+        return seg  # the unit must be complete (weight scale and pool folded) first
+    (i,) = [k for k, n in enumerate(seg) if isinstance(n, BatchNorm)]
+    a, c = bn_gain_offset(seg[i])
+    neg = (a < 0).numpy()
+    if neg.any():
+        w = seg[0].weight.copy()
+        w[neg] = -w[neg]
+        seg[0] = dataclasses.replace(seg[0], weight=w)
+    unit = (_t(seg[-1].unit) * a.abs().clamp_min(MIN_BN_GAIN)).numpy()
+    seg = _with_lif(seg, unit=unit, offset=c.numpy())
+    return seg[:i] + seg[i + 1:]
+
+
+def fold_bias(seg: Segment) -> Segment:
+    """BiasAdd -> offset += b (after BatchNorm's offset, as the training forward)."""
+    if any(isinstance(n, BatchNorm) for n in seg):
+        return seg
+    for i, n in enumerate(seg):
+        if isinstance(n, BiasAdd):
+            off = seg[-1].offset
+            new = _t(n.bias) if off is None else _t(off) + _t(n.bias)
+            seg = _with_lif(seg, offset=new.numpy())
+            return seg[:i] + seg[i + 1:]
+    return seg
+
+
+def quantize_float_lif(n: FloatLIF, bits: int = 32) -> LIF:
+    """theta_int, bias_int and the integer leak parameter of a folded FloatLIF."""
+    unit = _t(n.unit)
+    theta = torch.round(_t(n.threshold) / unit).clamp(1, MAX_THETA_INT)
+    bias = None
+    if n.offset is not None:
+        bias = torch.round(_t(n.offset) / unit).clamp(-MAX_THETA_INT, MAX_THETA_INT)
+        bias = bias.numpy().astype(np.int32)
+    return LIF(n.name, n.shape, n.leak, quantize_beta(n.beta, n.leak, n.frac_bits),
+               n.frac_bits, n.reset, bits, theta.numpy().astype(np.int32), bias)
+
+
+def quantize_lif(seg: Segment) -> Segment:
+    """FloatLIF -> integer LIF (32-bit membranes until widths are assigned)."""
+    if not isinstance(seg[-1], FloatLIF) or len(seg) != sum(
+            isinstance(n, (Linear, Conv2d, SumPool)) for n in seg) + 1:
+        return seg  # annotations still pending
+    return seg[:-1] + [quantize_float_lif(seg[-1])]
+
+
+PASSES: list[tuple[str, Callable[[Segment], Segment]]] = [
+    ("fold_weight_scale", fold_weight_scale),
+    ("avgpool_to_sumpool", avgpool_to_sumpool),
+    ("fold_batchnorm", fold_batchnorm),
+    ("fold_bias", fold_bias),
+    ("quantize_lif", quantize_lif),
+]
+
+
+# -- the raw interpreter -------------------------------------------------------------------
+def materialize(nodes: list[RawNode]) -> list[RawNode]:
+    """Integer nodes only: every pass applied to every block (a no-op where already done)."""
+    for _, fn in PASSES:
+        nodes = apply(fn, nodes)
+    return nodes
+
+
+def run_raw(enc: InputEncoder, nodes: list[RawNode], steps: int, x: Tensor) -> Tensor:
+    """Output spike counts of an intermediate graph (pending annotations applied)."""
+    g = Graph("raw", steps, enc, tuple(materialize(nodes)), {})
+    return golden.run_batched(g, x).counts
