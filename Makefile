@@ -31,7 +31,7 @@ train: $(STAMP)  ## train CONFIG (default configs/digits.yaml) into runs/<name>
 export: $(STAMP)  ## export runs/<name> to build/<name>
 	$(BIN)/qsnn export $(RUN)
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## run the test suite (tests/; sim/ once [sim] lands)
 	$(BIN)/python -m pytest tests -n $(JOBS) -q
 
 lint: $(STAMP)  ## ruff
@@ -39,6 +39,7 @@ lint: $(STAMP)  ## ruff
 
 bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/golden_speed.py
 
 data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
 	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
