@@ -100,7 +100,36 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_eval)
 
 
-COMMANDS = (add_train, add_export, add_eval)
+def _hw(args: argparse.Namespace) -> int:
+    build = Path(args.build)
+    if args.estimate:
+        from qsnn.hw.cycles import estimate_report
+
+        print(estimate_report(build, args.lanes, args.images))
+        return 0
+    from qsnn.hw.generate import generate
+
+    out = Path(args.out) if args.out else Path("hw/build") / build.name
+    params = generate(build, out, lanes=args.lanes)
+    sizes = ", ".join(f"{p['n_in']}->{p['n']}" for p in params["layers"])
+    print(f"generated {out}: qsnn_top ({sizes}), {args.lanes} lanes, "
+          f"T={params['time_steps']}, {params['encoding']} input")
+    return 0
+
+
+def add_hw(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hw", help="generate the Verilog accelerator for an exported IR")
+    p.add_argument("build", help="export folder, e.g. build/digits")
+    p.add_argument("--lanes", type=int, default=4, help="parallel lanes P (default: %(default)s)")
+    p.add_argument("--out", help="output folder (default: hw/build/<name>)")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the cycle model's cycles per inference and memory bits")
+    p.add_argument("--images", type=int, default=64,
+                   help="golden inputs the estimate averages over (default: %(default)s)")
+    p.set_defaults(func=_hw)
+
+
+COMMANDS = (add_train, add_export, add_eval, add_hw)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,134 @@
+// qsnn_encoder: input stage. Loads one image from the byte stream, then produces the
+// first layer's input events (docs/spec.md §1, docs/hardware.md):
+//   ENC = 0 direct: on start, one MAC event (j, p_j, to_c = 1) per nonzero pixel, once
+//   ENC = 1 rate:   on start (once per step), event (j, 1) when
+//                   lfsr_low8 * PIXEL_MAX < p_j * 256, the LFSR (qsnn_lfsr) stepped once
+//                   per pixel in order and re-seeded with LFSR_SEED for every image
+//   ENC = 2 events: on start (once per step), event (j, 1) for every 1 in frame t
+// The scan reads one pixel per cycle while no event waits for the consumer.
+`default_nettype none
+module qsnn_encoder #(
+    parameter integer N_IN = 64,
+    parameter integer T = 20,
+    parameter integer ENC = 0,
+    parameter integer PIXEL_MAX = 16,
+    parameter integer VB = 8,
+    parameter [31:0] LFSR_SEED = 32'hACE1
+) (
+    input  wire clk,
+    input  wire rst,
+    input  wire s_valid,
+    output wire s_ready,
+    input  wire [7:0] s_data,
+    output reg  loaded,
+    input  wire release_image,
+    input  wire start,
+    output wire busy,
+    output wire ev_valid,
+    input  wire ev_ready,
+    output wire [((N_IN > 1) ? $clog2(N_IN) : 1)-1:0] ev_index,
+    output wire [VB-1:0] ev_value,
+    output wire ev_to_c
+);
+    localparam integer IW = (N_IN > 1) ? $clog2(N_IN) : 1;
+    localparam integer DEPTH = (ENC == 2) ? N_IN * T : N_IN;
+    localparam integer DW = (ENC == 2) ? 1 : 8;
+    localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+
+    generate
+        if (ENC < 0 || ENC > 2) begin : g_bad_enc
+            initial $error("qsnn_encoder: ENC must be 0 (direct), 1 (rate) or 2 (events)");
+        end
+        if (PIXEL_MAX < 1 || PIXEL_MAX > 255) begin : g_bad_pmax
+            initial $error("qsnn_encoder: PIXEL_MAX must be 1..255 (8-bit input stream)");
+        end
+        if (ENC == 0 && VB < 8) begin : g_bad_vb
+            initial $error("qsnn_encoder: direct input needs VB >= 8");
+        end
+    endgenerate
+
+    reg [DW-1:0] mem [0:DEPTH-1];
+    reg [AW-1:0] wr_ptr;
+    assign s_ready = !loaded;
+
+    // ---- scan ----------------------------------------------------------------------
+    reg          running, pending;
+    reg [IW:0]   j;            // next pixel to issue
+    reg [IW-1:0] jj;           // pixel whose data is in rd
+    reg [DW-1:0] rd;
+    reg [AW-1:0] frame_base;   // events: t * N_IN
+
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [31:0] lfsr_state;  // the low byte is the rate comparison operand
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire issue_ok;
+    wire [7:0] px = (ENC == 2) ? {7'b0, rd[0]} : rd[7:0];
+    /* verilator lint_off WIDTHEXPAND */
+    wire rate_spike = ({8'b0, lfsr_state[7:0]} * PIXEL_MAX) < ({8'b0, px} << 8);
+    /* verilator lint_on WIDTHEXPAND */
+    wire is_event = (ENC == 1) ? rate_spike : (px != 8'd0);
+    wire more = (j < N_IN[IW:0]);
+    assign issue_ok = running && more && (!pending || !is_event || ev_ready);
+    wire issue = issue_ok;
+
+    qsnn_lfsr #(.SEED(LFSR_SEED)) u_lfsr (
+        .clk(clk), .rst(rst), .load(release_image || (s_valid && s_ready && wr_ptr == 0)),
+        .step(ENC == 1 && issue), .state(lfsr_state)
+    );
+
+    assign ev_valid = pending && is_event;
+    assign ev_index = jj;
+    assign ev_value = (ENC == 0) ? px[VB-1:0] : {{(VB - 1){1'b0}}, 1'b1};
+    assign ev_to_c = (ENC == 0);
+    assign busy = running;
+
+    /* verilator lint_off WIDTHTRUNC */
+    wire [AW-1:0] rd_addr = frame_base + j[IW-1:0];
+    /* verilator lint_on WIDTHTRUNC */
+
+    always @(posedge clk) begin
+        if (s_valid && s_ready) mem[wr_ptr] <= s_data[DW-1:0];
+        if (issue) rd <= mem[rd_addr];
+        if (rst) begin
+            loaded <= 1'b0;
+            wr_ptr <= {AW{1'b0}};
+            running <= 1'b0;
+            pending <= 1'b0;
+            j <= {(IW + 1){1'b0}};
+            jj <= {IW{1'b0}};
+            frame_base <= {AW{1'b0}};
+        end else begin
+            if (release_image) begin
+                loaded <= 1'b0;
+                wr_ptr <= {AW{1'b0}};
+                frame_base <= {AW{1'b0}};
+            end else if (s_valid && s_ready) begin
+                /* verilator lint_off WIDTHEXPAND */
+                if (wr_ptr == DEPTH - 1) loaded <= 1'b1;
+                /* verilator lint_on WIDTHEXPAND */
+                wr_ptr <= wr_ptr + 1'b1;
+            end
+            if (!running) begin
+                if (start) begin
+                    running <= 1'b1;
+                    pending <= 1'b0;
+                    j <= {(IW + 1){1'b0}};
+                end
+            end else begin
+                if (issue) begin
+                    pending <= 1'b1;
+                    jj <= j[IW-1:0];
+                    j <= j + 1'b1;
+                end else if (!pending || !is_event || ev_ready) begin
+                    // the last pixel has been consumed
+                    pending <= 1'b0;
+                    running <= 1'b0;
+                    /* verilator lint_off WIDTH */
+                    if (ENC == 2) frame_base <= frame_base + N_IN;
+                    /* verilator lint_on WIDTH */
+                end
+            end
+        end
+    end
+endmodule
+`default_nettype wire

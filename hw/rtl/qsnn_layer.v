@@ -1,0 +1,241 @@
+// qsnn_layer: one fully connected LIF layer, time-multiplexed over P lanes (docs/hardware.md).
+//
+// Memories (K = ceil(N/P) chunks of P neurons, lane 0 in the low bits of every word):
+//   W ROM  [N_IN*K] x P*WB   word j*K + c = W[c*P + p][j]       ($readmemh W_FILE)
+//   theta  [K]      x P*MB                                      ($readmemh TH_FILE)
+//   bias   [K]      x P*MB                                      ($readmemh B_FILE)
+//   C RAM  [K]      x P*MB   constant current (bias + direct-input MAC)
+//   V RAM  [K]      x P*MB   membrane accumulator
+// Commands (one-cycle pulses while idle):
+//   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]                       K (+1) cycles
+//   cmd_loadv : V[c] <- C[c]                                           K (+1) cycles
+//   cmd_update: for every chunk, P qsnn_lif_lane's: s, V[c] <- v_next;  K (+1) cycles
+//               spk_valid/spk_chunk/spk_mask report each chunk's spikes
+// Events (valid/ready, accepted while idle): index j, value v, to_c:
+//   to_c = 0: V[c] += v * W[.][j]   to_c = 1: C[c] += v * W[.][j]   (K cycles per event)
+// Reads are synchronous (1 cycle); a write-to-read forwarding register covers back-to-back
+// events on the same chunk. Stored values saturate to MB bits (never reached for an IR
+// whose widths came from qsnn.export.widths).
+`default_nettype none
+module qsnn_layer #(
+    parameter integer N_IN = 64,
+    parameter integer N = 128,
+    parameter integer P = 4,
+    parameter integer WB = 4,
+    parameter integer MB = 16,
+    parameter integer VB = 1,
+    parameter integer LEAK_MULT = 1,
+    parameter integer LEAK_PARAM = 230,
+    parameter integer FRAC_BITS = 8,
+    parameter integer RESET_MODE = 0,
+    parameter W_FILE = "w.mem",
+    parameter TH_FILE = "theta.mem",
+    parameter B_FILE = "bias.mem"
+) (
+    input  wire clk,
+    input  wire rst,
+    input  wire cmd_clear,
+    input  wire cmd_loadv,
+    input  wire cmd_update,
+    output wire busy,
+    input  wire ev_valid,
+    output wire ev_ready,
+    input  wire [((N_IN > 1) ? $clog2(N_IN) : 1)-1:0] ev_index,
+    input  wire [VB-1:0] ev_value,
+    input  wire ev_to_c,
+    output reg  spk_valid,
+    output reg  [((((N + P - 1) / P) > 1) ? $clog2((N + P - 1) / P) : 1)-1:0] spk_chunk,
+    output reg  [P-1:0] spk_mask
+);
+    localparam integer K = (N + P - 1) / P;
+    localparam integer KW = (K > 1) ? $clog2(K) : 1;
+    localparam integer IW = (N_IN > 1) ? $clog2(N_IN) : 1;
+    localparam integer WD = N_IN * K;
+    localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
+    localparam integer PB = VB + WB + 1;                   // product bits
+    localparam integer AB = ((MB > PB) ? MB : PB) + 1;     // adder bits
+    localparam signed [AB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
+    localparam signed [AB-1:0] MINV = -(1 <<< (MB - 1));
+
+    localparam [2:0] S_IDLE = 3'd0, S_PROC = 3'd1, S_CLEAR = 3'd2, S_LOADV = 3'd3,
+                     S_UPDATE = 3'd4;
+
+    generate
+        if (P < 1 || N < 1 || N_IN < 1) begin : g_bad_size
+            initial $error("qsnn_layer: N, N_IN and P must be >= 1");
+        end
+        if (WB < 2 || WB > 8) begin : g_bad_wb
+            initial $error("qsnn_layer: WB must be 2..8");
+        end
+        if (VB < 1 || VB > 16) begin : g_bad_vb
+            initial $error("qsnn_layer: VB must be 1..16");
+        end
+    endgenerate
+
+    // ---- memories ------------------------------------------------------------------
+    reg [P*WB-1:0] wmem [0:WD-1];
+    reg [P*MB-1:0] thmem [0:K-1];
+    reg [P*MB-1:0] bmem [0:K-1];
+    reg [P*MB-1:0] cmem [0:K-1];
+    reg [P*MB-1:0] vmem [0:K-1];
+    initial begin
+        $readmemh(W_FILE, wmem);
+        $readmemh(TH_FILE, thmem);
+        $readmemh(B_FILE, bmem);
+    end
+
+    reg  [P*WB-1:0] w_rd;
+    reg  [P*MB-1:0] th_rd, b_rd, c_rd, v_rd;
+    reg  [WAW-1:0]  w_ra;
+    reg  [KW-1:0]   ra;          // chunk read address (stage 0)
+    reg             c_we, v_we;
+    reg  [KW-1:0]   wa;          // chunk write address (stage 1)
+    reg  [P*MB-1:0] c_wd, v_wd;
+
+    always @(posedge clk) begin
+        w_rd  <= wmem[w_ra];
+        th_rd <= thmem[ra];
+        b_rd  <= bmem[ra];
+        c_rd  <= cmem[ra];
+        v_rd  <= vmem[ra];
+        if (c_we) cmem[wa] <= c_wd;
+        if (v_we) vmem[wa] <= v_wd;
+    end
+
+    // ---- control (stage 0) ---------------------------------------------------------
+    reg [2:0]    state;
+    reg [KW-1:0] chunk;
+    reg [IW-1:0] ev_j;
+    reg [VB-1:0] ev_v;
+    reg          ev_c;
+    wire last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
+    wire accept = ev_valid && ev_ready;
+    assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update)
+                      || (state == S_PROC && last);
+
+    // stage 1 registers
+    reg          p1_valid;
+    reg [2:0]    p1_kind;
+    reg [KW-1:0] p1_chunk;
+    reg [VB-1:0] p1_v;
+    reg          p1_c;
+    // forwarding of the previous stage-1 write to a read of the same chunk
+    reg          fwd_hit;
+    reg [P*MB-1:0] fwd_data;
+
+    assign busy = (state != S_IDLE) || p1_valid;
+
+    always @* begin
+        ra = chunk;
+        w_ra = ev_j * K[WAW-1:0] + {{(WAW - KW){1'b0}}, chunk};
+    end
+
+    // S_IDLE accepts an event (issued from the next cycle) or a command; S_PROC issues one
+    // chunk per cycle and accepts the next event while issuing its last chunk.
+    always @(posedge clk) begin
+        if (rst) begin
+            state <= S_IDLE;
+            chunk <= {KW{1'b0}};
+            p1_valid <= 1'b0;
+            ev_j <= {IW{1'b0}};
+            ev_v <= {VB{1'b0}};
+            ev_c <= 1'b0;
+        end else begin
+            p1_valid <= (state != S_IDLE);
+            p1_kind <= state;
+            p1_chunk <= chunk;
+            p1_v <= ev_v;
+            p1_c <= ev_c;
+            if (accept) begin
+                ev_j <= ev_index;
+                ev_v <= ev_value;
+                ev_c <= ev_to_c;
+            end
+            if (state == S_IDLE) begin
+                chunk <= {KW{1'b0}};
+                if (accept) state <= S_PROC;
+                else if (cmd_clear) state <= S_CLEAR;
+                else if (cmd_loadv) state <= S_LOADV;
+                else if (cmd_update) state <= S_UPDATE;
+            end else if (last) begin
+                chunk <= {KW{1'b0}};
+                if (!(state == S_PROC && accept)) state <= S_IDLE;
+            end else begin
+                chunk <= chunk + 1'b1;
+            end
+        end
+    end
+
+    // ---- stage 1: datapath ---------------------------------------------------------
+    wire [P*MB-1:0] v_cur = (fwd_hit && !p1_c) ? fwd_data : v_rd;
+    wire [P*MB-1:0] c_cur = (fwd_hit && p1_c) ? fwd_data : c_rd;
+    wire [P*MB-1:0] acc_in = p1_c ? c_cur : v_cur;
+    wire [P*MB-1:0] acc_out;
+    wire [P*MB-1:0] upd_v;
+    wire [P-1:0]    upd_s;
+
+    genvar g;
+    generate
+        for (g = 0; g < P; g = g + 1) begin : g_lane
+            wire signed [WB-1:0] w = w_rd[g*WB +: WB];
+            wire signed [PB-1:0] prod = $signed({1'b0, p1_v}) * w;
+            wire signed [MB-1:0] a = acc_in[g*MB +: MB];
+            wire signed [AB-1:0] sum = {{(AB - MB){a[MB-1]}}, a} + {{(AB - PB){prod[PB-1]}}, prod};
+            assign acc_out[g*MB +: MB] = (sum > MAXV) ? MAXV[MB-1:0] :
+                                         (sum < MINV) ? MINV[MB-1:0] : sum[MB-1:0];
+            qsnn_lif_lane #(
+                .MB(MB), .LEAK_MULT(LEAK_MULT), .LEAK_PARAM(LEAK_PARAM),
+                .FRAC_BITS(FRAC_BITS), .RESET_MODE(RESET_MODE)
+            ) u_lane (
+                .v(v_rd[g*MB +: MB]), .c(c_rd[g*MB +: MB]), .theta(th_rd[g*MB +: MB]),
+                .s(upd_s[g]), .v_next(upd_v[g*MB +: MB])
+            );
+        end
+    endgenerate
+
+    always @* begin
+        c_we = 1'b0;
+        v_we = 1'b0;
+        wa = p1_chunk;
+        c_wd = acc_out;
+        v_wd = acc_out;
+        if (p1_valid) begin
+            case (p1_kind)
+                S_PROC: begin
+                    c_we = p1_c;
+                    v_we = !p1_c;
+                end
+                S_CLEAR: begin
+                    c_we = 1'b1;
+                    v_we = 1'b1;
+                    c_wd = b_rd;
+                    v_wd = b_rd;
+                end
+                S_LOADV: begin
+                    v_we = 1'b1;
+                    v_wd = c_rd;
+                end
+                S_UPDATE: begin
+                    v_we = 1'b1;
+                    v_wd = upd_v;
+                end
+                default: ;
+            endcase
+        end
+    end
+
+    always @(posedge clk) begin
+        fwd_hit <= p1_valid && p1_kind == S_PROC && state == S_PROC && (wa == ra)
+                   && ev_c == p1_c;
+        fwd_data <= p1_c ? c_wd : v_wd;
+        spk_valid <= 1'b0;
+        spk_chunk <= p1_chunk;
+        spk_mask <= upd_s;
+        if (rst) begin
+            fwd_hit <= 1'b0;
+        end else if (p1_valid && p1_kind == S_UPDATE) begin
+            spk_valid <= 1'b1;
+        end
+    end
+endmodule
+`default_nettype wire
