@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from qsnn.errors import QsnnError
 from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, Linear, Readout, SumPool
 from qsnn.lfsr import rate_spikes, rate_table
 
@@ -40,6 +41,7 @@ class GoldenResult:
 def encode(graph: Graph, x: Tensor) -> tuple[Tensor, bool]:
     """First-layer input as int64: ([B, C, H, W], static) or ([T, B, C, H, W], False)."""
     inp, steps = graph.input, graph.time_steps
+    check_input(graph, x)
     if inp.encoding == "direct":
         return x.to(torch.int64), True
     if inp.encoding == "rate":
@@ -47,6 +49,21 @@ def encode(graph: Graph, x: Tensor) -> tuple[Tensor, bool]:
         spk = rate_spikes(x.flatten(1), table, inp.pixel_max).to(torch.int64)
         return spk.reshape(steps, x.shape[0], *x.shape[1:]), False
     return x.to(torch.int64).transpose(0, 1), False
+
+
+def check_input(graph: Graph, x: Tensor) -> None:
+    """One-line error for inputs the IR's encoder does not accept."""
+    inp = graph.input
+    want = ((graph.time_steps,) if inp.encoding == "events" else ()) + tuple(inp.shape)
+    if tuple(x.shape[1:]) != want:
+        raise QsnnError(f"golden model: input shape {tuple(x.shape[1:])} does not match the "
+                        f"IR's {want}")
+    if x.numel() == 0:
+        return
+    top = 1 if inp.encoding == "events" else inp.pixel_max
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi > top:
+        raise QsnnError(f"golden model: input values {lo}..{hi} outside 0..{top}")
 
 
 def weight_current(node: Linear | Conv2d, x: Tensor) -> Tensor:
@@ -141,5 +158,8 @@ def run(graph: Graph, x: Tensor, record: bool = False) -> GoldenResult:
 def run_batched(graph: Graph, x: Tensor, batch_size: int = 2048) -> GoldenResult:
     """:func:`run` over ``x`` in chunks (no traces); counts and predictions concatenated."""
     parts = [run(graph, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    if not parts:
+        counts = torch.zeros((0, graph.classes), dtype=torch.int64)
+        return GoldenResult(counts=counts, predictions=torch.zeros(0, dtype=torch.int64))
     counts = torch.cat([p.counts for p in parts])
     return GoldenResult(counts=counts, predictions=torch.argmax(counts, dim=1))

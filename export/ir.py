@@ -41,9 +41,16 @@ class Node:
         """JSON-serialisable fields (arrays excluded), with ``op`` first."""
         out: dict[str, Any] = {"op": self.op}
         for f in dataclasses.fields(self):
-            if f.name not in self.array_fields:
-                v = getattr(self, f.name)
-                out[f.name] = list(v) if isinstance(v, tuple) else v
+            v = getattr(self, f.name)
+            if f.name in self.array_fields:
+                if f.default is None:
+                    out[f"has_{f.name}"] = v is not None
+                continue
+            if isinstance(v, tuple):
+                v = [int(x) for x in v]
+            elif isinstance(v, np.integer):
+                v = int(v)
+            out[f.name] = v
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -68,17 +68,22 @@ def _node_from(cls: type[Node], raw: dict[str, Any], npz: dict[str, np.ndarray],
     hints = typing.get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls)]
     scalar_names = {f.name for f in fields if f.name not in cls.array_fields}
-    extra = set(raw) - scalar_names - {"op"}
+    optional = {f"has_{f.name}": f.name for f in fields
+                if f.name in cls.array_fields and f.default is None}
+    extra = set(raw) - scalar_names - set(optional) - {"op"}
     if extra:
         raise QsnnError(f"IR {where}: unknown field(s) {', '.join(sorted(extra))}")
     kwargs: dict[str, Any] = {}
     for f in fields:
         if f.name in cls.array_fields:
             key = f"{raw.get('name')}.{f.name}"
-            if key in npz:
-                kwargs[f.name] = npz[key]
-            elif f.default is dataclasses.MISSING:
+            flag = raw.get(f"has_{f.name}", True) if f.default is None else True
+            if not isinstance(flag, bool):
+                raise QsnnError(f"IR {where}: field 'has_{f.name}' must be true or false")
+            if flag and key not in npz:
                 raise QsnnError(f"IR {where}: array '{key}' missing from {WEIGHTS_NPZ}")
+            if flag:
+                kwargs[f.name] = npz[key]
             continue
         if f.name not in raw:
             if f.default is not dataclasses.MISSING:
@@ -92,12 +97,16 @@ def from_json(doc: Any, npz: dict[str, np.ndarray]) -> Graph:
     """Build (and validate) a graph from its JSON document and arrays."""
     if not isinstance(doc, dict) or doc.get("format") != IR_FORMAT:
         raise QsnnError(f"{MODEL_JSON} is not a qsnn IR (format must be '{IR_FORMAT}')")
-    if doc.get("version") != IR_VERSION:
+    version = doc.get("version")
+    if type(version) is not int or version != IR_VERSION:
         raise QsnnError(
             f"IR version {doc.get('version')!r} is not supported (this qsnn reads {IR_VERSION})")
     for key in ("name", "time_steps", "input", "nodes"):
         if key not in doc:
             raise QsnnError(f"IR: missing top-level field '{key}'")
+    extra = set(doc) - {"format", "version", "name", "time_steps", "input", "nodes", "metadata"}
+    if extra:
+        raise QsnnError(f"IR: unknown top-level field(s) {', '.join(sorted(extra))}")
     if not isinstance(doc["nodes"], list) or not isinstance(doc["input"], dict):
         raise QsnnError("IR: 'nodes' must be a list and 'input' a mapping")
     inp = dict(doc["input"])
@@ -121,6 +130,9 @@ def from_json(doc: Any, npz: dict[str, np.ndarray]) -> Graph:
     from qsnn.export.validate import validate
 
     validate(graph)
+    unused = set(npz) - set(arrays(graph))
+    if unused:
+        raise QsnnError(f"{WEIGHTS_NPZ}: unexpected array(s) {', '.join(sorted(unused))}")
     return graph
 
 
@@ -147,7 +159,7 @@ def save(graph: Graph, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     npz = _npz_bytes(arrays(graph))
-    text = json.dumps(to_json(graph), indent=2, sort_keys=False) + "\n"
+    text = json.dumps(to_json(graph), indent=2, sort_keys=True) + "\n"
     atomic_write(folder / WEIGHTS_NPZ, lambda f: f.write(npz))
     atomic_write(folder / MODEL_JSON, lambda f: f.write(text.encode()))
 

@@ -24,6 +24,8 @@ from qsnn.export.ir import (
     SumPool,
 )
 
+MAX_TIME_STEPS = 100_000
+
 
 def _fail(node: object, msg: str) -> None:
     raise QsnnError(f"IR node '{getattr(node, 'name', node)}': {msg}")
@@ -41,7 +43,7 @@ def _check_weight(node: Linear | Conv2d, shape: tuple[int, ...]) -> None:
         _fail(node, f"weight_bits {node.weight_bits} outside 2..8")
     _int_array(node, "weight", node.weight, shape)
     lim = 2 ** (node.weight_bits - 1) - 1
-    if node.weight.size and int(np.abs(node.weight.astype(np.int64)).max()) > lim:
+    if node.weight.size and (int(node.weight.min()) < -lim or int(node.weight.max()) > lim):
         _fail(node, f"weight out of range for {node.weight_bits} bits (|W| <= {lim})")
 
 
@@ -64,7 +66,7 @@ def _check_lif(node: LIF, shape: tuple[int, ...]) -> None:
         _fail(node, f"theta must lie in 1..{top} for {node.membrane_bits}-bit membranes")
     if node.bias is not None:
         _int_array(node, "bias", node.bias, (shape[0],))
-        if int(np.abs(node.bias.astype(np.int64)).max()) > top:
+        if int(node.bias.min()) < -top or int(node.bias.max()) > top:
             _fail(node, f"bias exceeds the {node.membrane_bits}-bit membrane range")
 
 
@@ -78,8 +80,8 @@ def _check_input(graph: Graph) -> tuple[int, ...]:
         raise QsnnError(f"IR input: pixel_max {inp.pixel_max} outside 1..65535")
     if inp.encoding == "rate" and not 0 < inp.lfsr_seed < 2**32:
         raise QsnnError(f"IR input: lfsr_seed {inp.lfsr_seed} outside 1..2^32-1")
-    if graph.time_steps < 1:
-        raise QsnnError(f"IR: time_steps {graph.time_steps} must be >= 1")
+    if not 1 <= graph.time_steps <= MAX_TIME_STEPS:
+        raise QsnnError(f"IR: time_steps {graph.time_steps} outside 1..{MAX_TIME_STEPS}")
     return tuple(inp.shape)
 
 
@@ -148,8 +150,9 @@ def _check_widths(graph: Graph) -> None:
 def validate(graph: Graph) -> Graph:
     """Raise :class:`QsnnError` if ``graph`` is not a well-formed, overflow-free IR."""
     names = [n.name for n in graph.nodes]
-    if len(set(names)) != len(names):
-        raise QsnnError("IR: node names must be unique")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise QsnnError(f"IR: node name '{dup[0]}' is used more than once")
     _walk(graph)
     _check_widths(graph)
     return graph

@@ -89,6 +89,8 @@ def membrane_bounds(lif: LIF, i_lo: np.ndarray, i_hi: np.ndarray, steps: int
         else:
             n_lo = np.where(can_reset, np.minimum(n_lo, i_lo), n_lo)
             n_hi = np.where(can_reset, np.maximum(n_hi, i_hi), n_hi)
+        if np.array_equal(n_lo, lo) and np.array_equal(n_hi, hi):
+            break  # a fixed point: later steps repeat this interval
         lo, hi = n_lo, n_hi
         peak_lo, peak_hi = np.minimum(peak_lo, lo), np.maximum(peak_hi, hi)
     return peak_lo, peak_hi

@@ -1,0 +1,138 @@
+"""The cycle model of the generated accelerator (``qsnn hw --estimate``).
+
+Cycles per image, from the first input byte to ``m_valid``, as a transaction-level model
+of ``hw/rtl`` (K_l = ceil(N_l / P)):
+
+    cycles = B                                   input bytes, one per cycle
+           + O_START + (K_max + 1)               clear pass (all layers at once)
+           + [direct] scan(pixels, K_0) + O_PHASE + (K_0 + 1) + O_PHASE     MAC, V <- C
+           + sum_t ( [rate/events] scan(frame t, K_0) + O_PHASE
+                     + sum_l ( (K_l + 1) + O_PHASE                           update pass
+                               + buf(l, t) + O_PHASE ) )                     spikes -> l+1
+           + CLASSES + O_END                     argmax, output
+
+``scan(items, K)``: the encoder issues one item per cycle; an item that is an event
+(nonzero pixel, rate spike, event bit) waits until the layer can accept it (the layer
+accepts while idle, or while issuing the last chunk of the previous event: one event
+per K cycles); the phase ends when the layer has written the last event's last chunk.
+``buf(l, t)``: the spike buffer walks layer l's K_l chunks, one cycle per chunk without
+spikes, each spike waiting for the consumer (layer l+1: K_{l+1} cycles per event; the
+readout counters of the last layer: one per cycle). O_* are the fixed handshake
+overheads of the sequencer (registered start pulse, busy/idle check).
+
+The simulation (``qsnn verify``) reports measured cycles and their ratio to this model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qsnn.export import golden, serialize
+from qsnn.export.ir import Graph
+from qsnn.hw.generate import layer_params
+from qsnn.lfsr import rate_spikes, rate_table
+
+O_START = 3
+O_PHASE = 2
+O_END = 4
+
+
+def scan(events: np.ndarray, k: int) -> int:
+    """Cycles of a producer scanning ``events`` (bool per item) into a K-cycle consumer."""
+    p, free, last_accept = 1, 0, None
+    for ev in events.tolist():
+        if ev:
+            a = max(p + 1, free)
+            last_accept, free, p = a, a + k, a
+        else:
+            p += 1
+    end = p + 1
+    if last_accept is not None:
+        end = max(end, last_accept + k + 2)
+    return end
+
+
+def buf(masks: np.ndarray, k_next: int) -> int:
+    """Cycles of the spike buffer walking chunk masks [K, P] into a K_next-cycle consumer."""
+    t, free, last_accept = 0, 0, None
+    for chunk in masks:
+        n = int(chunk.sum())
+        if n == 0:
+            t += 1
+            continue
+        for _ in range(n):
+            a = max(t, free)
+            last_accept, free, t = a, a + k_next, a + 1
+    end = t + 1
+    if last_accept is not None:
+        end = max(end, last_accept + k_next + 1)
+    return end
+
+
+def _masks(spikes: np.ndarray, k: int, lanes: int) -> np.ndarray:
+    pad = np.zeros(k * lanes, dtype=np.int8)
+    pad[: spikes.size] = spikes
+    return pad.reshape(k, lanes)
+
+
+def image_cycles(graph: Graph, lanes: int, x: torch.Tensor) -> list[int]:
+    """Modelled cycles of every image in the batch ``x``."""
+    layers = layer_params(graph, lanes)
+    res = golden.run(graph, x, record=True)
+    inp = graph.input
+    steps = graph.time_steps
+    k = [p.chunks for p in layers]
+    n_in = layers[0].n_in
+    bytes_in = n_in * (steps if inp.encoding == "events" else 1)
+    flat = x.reshape(x.shape[0], -1).numpy()
+    if inp.encoding == "rate":
+        table = rate_table(inp.lfsr_seed, steps, n_in)
+        enc_events = rate_spikes(x.reshape(x.shape[0], -1), table, inp.pixel_max).numpy()
+    out = []
+    for b in range(x.shape[0]):
+        c = bytes_in + O_START + max(k) + 1
+        if inp.encoding == "direct":
+            c += scan(flat[b] != 0, k[0]) + O_PHASE + k[0] + 1 + O_PHASE
+        for t in range(steps):
+            if inp.encoding == "rate":
+                c += scan(enc_events[t, b] != 0, k[0]) + O_PHASE
+            elif inp.encoding == "events":
+                c += scan(flat[b].reshape(steps, n_in)[t] != 0, k[0]) + O_PHASE
+            for i, p in enumerate(layers):
+                spk = res.spikes[i][t, b].reshape(-1).numpy()
+                k_next = k[i + 1] if i + 1 < len(layers) else 1
+                c += k[i] + 1 + O_PHASE + buf(_masks(spk, k[i], p.lanes), k_next) + O_PHASE
+        out.append(c + graph.classes + O_END)
+    return out
+
+
+def memory_bits(graph: Graph, lanes: int) -> list[dict[str, int]]:
+    """Bits of every memory of every layer (padded to K*P neurons)."""
+    out = []
+    for p in layer_params(graph, lanes):
+        pad = p.chunks * p.lanes
+        out.append({"layer": p.index, "weights": p.n_in * pad * p.wb, "theta": pad * p.mb,
+                    "bias": pad * p.mb, "c": pad * p.mb, "v": pad * p.mb, "spike_masks": pad})
+    return out
+
+
+def estimate_report(build_dir: str | Path, lanes: int, images: int) -> str:
+    """Text report: modelled cycles per inference (over golden inputs) and memory bits."""
+    graph = serialize.load(build_dir)
+    vec = np.load(Path(build_dir) / "golden" / "vectors.npz")
+    x = torch.from_numpy(vec["inputs"][:images])
+    cyc = image_cycles(graph, lanes, x)
+    mem = memory_bits(graph, lanes)
+    lines = [f"cycle model: {graph.name}, P = {lanes}, T = {graph.time_steps}, "
+             f"{len(cyc)} golden inputs",
+             f"  cycles per inference: mean {np.mean(cyc):.0f}, min {min(cyc)}, max {max(cyc)}",
+             "  memory bits per layer:"]
+    for m in mem:
+        total = sum(v for key, v in m.items() if key != "layer")
+        lines.append(f"    layer {m['layer']}: " + ", ".join(
+            f"{key} {v}" for key, v in m.items() if key != "layer") + f" (total {total})")
+    return "\n".join(lines) + "\n" + json.dumps({"cycles_mean": float(np.mean(cyc))})
