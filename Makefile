@@ -10,9 +10,10 @@ CONFIG ?= configs/digits.yaml
 NAME ?= $(basename $(notdir $(CONFIG)))
 RUN ?= runs/$(NAME)
 JOBS ?= 2
+LANES ?= 4
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup train export test lint bench data clean help
+.PHONY: setup train export hw verify test lint bench data clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,8 +32,14 @@ train: $(STAMP)  ## train CONFIG (default configs/digits.yaml) into runs/<name>
 export: $(STAMP)  ## export runs/<name> to build/<name>
 	$(BIN)/qsnn export $(RUN)
 
-test: $(STAMP)  ## run the test suite (tests/; sim/ once [sim] lands)
-	$(BIN)/python -m pytest tests -n $(JOBS) -q
+hw: $(STAMP)  ## generate the Verilog accelerator for build/<name> into hw/build/<name>
+	$(BIN)/qsnn hw build/$(NAME) --lanes $(LANES)
+
+verify: $(STAMP)  ## simulate hw/build/<name> against the golden model on the test split
+	$(BIN)/qsnn verify build/$(NAME) --images all
+
+test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + Verilator)
+	$(BIN)/python -m pytest tests sim -n $(JOBS) -q
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
@@ -50,4 +57,4 @@ data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
 	fi
 
 clean:  ## remove generated outputs (keeps .venv)
-	rm -rf runs build hw/build bench/out
+	rm -rf runs build hw/build bench/out sim_build

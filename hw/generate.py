@@ -24,6 +24,7 @@ from qsnn.export.ir import LIF, Flatten, Graph, Linear, Readout
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 RTL_FILES = ("qsnn_lif_lane.v", "qsnn_layer.v", "qsnn_spikebuf.v", "qsnn_lfsr.v",
              "qsnn_encoder.v", "qsnn_readout.v", "qsnn_sequencer.v")
+UART_FILES = ("qsnn_uart_rx.v", "qsnn_uart_tx.v", "qsnn_uart_top.v")
 ENC_CODES = {"direct": 0, "rate": 1, "events": 2}
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 MAX_LANES = 64
@@ -146,7 +147,7 @@ def top_verilog(graph: Graph, layers: list[LayerParams]) -> str:
         "    wire loaded, enc_start, enc_busy, release_image, ro_clear, ro_start, ro_done;",
         "    wire running;",
         "    wire [L-1:0] cmd_clear, cmd_loadv, cmd_update, layer_busy, buf_start, buf_busy;",
-        f"    wire enc_valid, enc_ready, enc_to_c;",
+        "    wire enc_valid, enc_ready, enc_to_c;",
         f"    wire [{_iw(n_in0) - 1}:0] enc_index;",
         f"    wire [{layers[0].vb - 1}:0] enc_value;",
         "",
@@ -302,13 +303,14 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = atomic.make_dir(f".{out.name}.", out.parent)
     try:
-        for f in RTL_FILES:
+        for f in RTL_FILES + UART_FILES:
             shutil.copyfile(RTL_DIR / f, staging / f)
         (staging / "qsnn_top.v").write_text(top_verilog(graph, layers))
         for name, words in sorted(mems.items()):
             (staging / name).write_text("\n".join(words) + "\n")
         files = list(RTL_FILES) + ["qsnn_top.v"]
         (staging / "filelist.f").write_text("\n".join(files) + "\n")
+        (staging / "filelist_uart.f").write_text("\n".join(files + list(UART_FILES)) + "\n")
         (staging / f"qsnn_{graph.name}.core").write_text(
             core_file(graph.name, files, sorted(mems)))
         (staging / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")

@@ -129,7 +129,33 @@ def add_hw(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_hw)
 
 
-COMMANDS = (add_train, add_export, add_eval, add_hw)
+def _verify(args: argparse.Namespace) -> int:
+    from qsnn.hw.verify import verify
+
+    images = None if args.images == "all" else int(args.images)
+    rep = verify(args.build, args.hw, images=images, waves=args.waves, seed=args.seed)
+    print(f"verified {rep['images']} images: {rep['mismatches']} mismatches, RTL accuracy "
+          f"{rep['accuracy']:.4f}, {rep['cycles_per_inference_mean']:.0f} cycles/inference "
+          f"(model ratio {rep['cycles_model_ratio']:.3f}), "
+          f"{rep['sim_images_per_second']:.1f} images/s simulated")
+    if rep["first_mismatch"]:
+        print(f"first mismatch: {rep['first_mismatch']}")
+        return 1
+    return 0
+
+
+def add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="simulate the generated RTL against the golden model")
+    p.add_argument("build", help="export folder, e.g. build/digits")
+    p.add_argument("--hw", help="generated design (default: hw/build/<name>)")
+    p.add_argument("--images", default="64", type=_vectors,
+                   help="test images: N or 'all' (default: %(default)s)")
+    p.add_argument("--waves", action="store_true", help="keep a waveform of the run")
+    p.add_argument("--seed", type=int, default=1, help="back-pressure seed")
+    p.set_defaults(func=_verify)
+
+
+COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

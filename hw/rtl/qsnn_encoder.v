@@ -37,13 +37,13 @@ module qsnn_encoder #(
 
     generate
         if (ENC < 0 || ENC > 2) begin : g_bad_enc
-            initial $error("qsnn_encoder: ENC must be 0 (direct), 1 (rate) or 2 (events)");
+            $error("qsnn_encoder: ENC must be 0 (direct), 1 (rate) or 2 (events)");
         end
         if (PIXEL_MAX < 1 || PIXEL_MAX > 255) begin : g_bad_pmax
-            initial $error("qsnn_encoder: PIXEL_MAX must be 1..255 (8-bit input stream)");
+            $error("qsnn_encoder: PIXEL_MAX must be 1..255 (8-bit input stream)");
         end
         if (ENC == 0 && VB < 8) begin : g_bad_vb
-            initial $error("qsnn_encoder: direct input needs VB >= 8");
+            $error("qsnn_encoder: direct input needs VB >= 8");
         end
     endgenerate
 

@@ -62,13 +62,13 @@ module qsnn_layer #(
 
     generate
         if (P < 1 || N < 1 || N_IN < 1) begin : g_bad_size
-            initial $error("qsnn_layer: N, N_IN and P must be >= 1");
+            $error("qsnn_layer: N, N_IN and P must be >= 1");
         end
         if (WB < 2 || WB > 8) begin : g_bad_wb
-            initial $error("qsnn_layer: WB must be 2..8");
+            $error("qsnn_layer: WB must be 2..8");
         end
         if (VB < 1 || VB > 16) begin : g_bad_vb
-            initial $error("qsnn_layer: VB must be 1..16");
+            $error("qsnn_layer: VB must be 1..16");
         end
     endgenerate
 

@@ -26,17 +26,17 @@ module qsnn_lif_lane #(
 
     generate
         if (MB < 2 || MB > 32) begin : g_bad_mb
-            initial $error("qsnn_lif_lane: MB must be 2..32");
+            $error("qsnn_lif_lane: MB must be 2..32");
         end
         if (RESET_MODE < 0 || RESET_MODE > 2) begin : g_bad_reset
-            initial $error("qsnn_lif_lane: RESET_MODE must be 0, 1 or 2");
+            $error("qsnn_lif_lane: RESET_MODE must be 0, 1 or 2");
         end
         if (LEAK_MULT != 0 && (FRAC_BITS < 1 || FRAC_BITS > 16
                                || LEAK_PARAM < 0 || LEAK_PARAM > (1 << FRAC_BITS))) begin : g_bad_m
-            initial $error("qsnn_lif_lane: mult leak needs 1 <= F <= 16 and 0 <= m <= 2^F");
+            $error("qsnn_lif_lane: mult leak needs 1 <= F <= 16 and 0 <= m <= 2^F");
         end
         if (LEAK_MULT == 0 && (LEAK_PARAM < 1 || LEAK_PARAM > 30)) begin : g_bad_k
-            initial $error("qsnn_lif_lane: shift leak needs 1 <= k <= 30");
+            $error("qsnn_lif_lane: shift leak needs 1 <= k <= 30");
         end
     endgenerate
 

@@ -38,7 +38,7 @@ module qsnn_sequencer #(
 
     generate
         if (L < 1 || T < 1) begin : g_bad
-            initial $error("qsnn_sequencer: L and T must be >= 1");
+            $error("qsnn_sequencer: L and T must be >= 1");
         end
     endgenerate
 

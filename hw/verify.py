@@ -1,0 +1,151 @@
+"""``qsnn verify``: run the generated RTL on real test images and compare with the golden model.
+
+Builds ``hw/build/<name>/`` with Verilator (one cached build per design), streams N test
+images through ``qsnn_top`` in one simulator launch (``hw/benches/net_bench.py``: images
+streamed byte by byte, one trigger per result, no per-cycle Python), and writes
+``sim_report.json``: images, mismatches, accuracy, measured cycles per inference and
+their ratio to the cycle model (``qsnn.hw.cycles``), simulated images and cycles per
+second. On a mismatch the first differing image is re-run with per-layer spike monitors
+and the report names the first differing time step, layer and neuron.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qsnn import atomic
+from qsnn.errors import QsnnError
+from qsnn.export import golden, serialize
+from qsnn.export.ir import Graph
+from qsnn.hw import cycles, simlib
+
+PERIOD_NS = 10
+
+
+def ir_sha256(build_dir: Path) -> str:
+    """Hash of the IR files, as recorded in params.json by ``qsnn hw``."""
+    return hashlib.sha256((build_dir / "model.json").read_bytes()
+                          + (build_dir / "weights.npz").read_bytes()).hexdigest()
+
+
+def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
+    """params.json of an up-to-date design, or a one-line error saying what to run."""
+    pfile = hw_dir / "params.json"
+    if not pfile.is_file():
+        raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw {build_dir}")
+    params = json.loads(pfile.read_text())
+    if params.get("ir_sha256") != ir_sha256(build_dir):
+        raise QsnnError(f"{hw_dir} is stale (the IR changed since it was generated): "
+                        f"run qsnn hw {build_dir} --lanes {params.get('lanes', 4)}")
+    return params
+
+
+def stimulus(graph: Graph, build_dir: Path, images: int | None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs [N, ...] uint8, expected counts [N, classes], labels [N])."""
+    vfile = build_dir / "golden" / "vectors.npz"
+    if not vfile.is_file():
+        raise QsnnError(f"no golden vectors in {vfile.parent}: run qsnn export")
+    vec = np.load(vfile)
+    if images is not None and images <= len(vec["labels"]):
+        return vec["inputs"][:images], vec["counts"][:images], vec["labels"][:images]
+    from qsnn.data import load_dataset
+
+    name = graph.metadata.get("dataset")
+    frames = graph.time_steps if graph.input.encoding == "events" else 20
+    data = load_dataset(name, time_steps=frames)
+    x = data.test.x if images is None else data.test.x[:images]
+    res = golden.run_batched(graph, x)
+    return x.numpy(), res.counts.numpy(), data.test.y[: len(x)].numpy()
+
+
+def first_difference(graph: Graph, x: np.ndarray, traced: list[dict]) -> dict[str, int] | None:
+    """First (time step, layer, neuron) where the RTL's spikes differ from the golden model."""
+    res = golden.run(graph, torch.from_numpy(x[None]), record=True)
+    lanes = {}
+    per_layer: dict[int, list[np.ndarray]] = {}
+    for ev in traced:
+        lanes[ev["layer"]] = len(ev["mask"])
+        per_layer.setdefault(ev["layer"], []).append(np.array(ev["mask"], dtype=np.int8))
+    for t in range(graph.time_steps):
+        for layer, spk in enumerate(res.spikes):
+            want = spk[t, 0].reshape(-1).numpy()
+            k = -(-want.size // lanes[layer])
+            chunks = per_layer[layer][t * k:(t + 1) * k]
+            got = np.concatenate(chunks)[: want.size] if len(chunks) == k else None
+            if got is None:
+                return {"time_step": t, "layer": layer, "neuron": -1}
+            diff = np.nonzero(got != want)[0]
+            if diff.size:
+                return {"time_step": t, "layer": layer, "neuron": int(diff[0])}
+    return None
+
+
+def _run(runner, hw_dir: Path, stim: Path, out: Path, timeout: int, seed: int,
+         trace_image: int | None, waves: bool) -> list[dict]:
+    env: dict[str, object] = {"QSNN_STIMULUS": str(stim), "QSNN_RESULT": str(out),
+                              "QSNN_TIMEOUT": timeout, "QSNN_SEED": seed,
+                              "QSNN_BACKPRESSURE": "1"}
+    if trace_image is not None:
+        env["QSNN_TRACE_IMAGE"] = trace_image
+    simlib.run(runner, "net_bench", seed=seed, env=env, test_dir=hw_dir / "sim_run",
+               files=sorted(hw_dir.glob("*.mem")), waves=waves, timeout_s=3600)
+    return json.loads(out.read_text())
+
+
+def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int | None = 64,
+           waves: bool = False, seed: int = 1) -> dict[str, Any]:
+    """Simulate ``images`` test images (None: the whole test split); writes sim_report.json."""
+    build_dir = Path(build_dir)
+    graph = serialize.load(build_dir)
+    hw_dir = (Path(hw_dir) if hw_dir else Path("hw/build") / build_dir.name).resolve()
+    params = check_design(build_dir, hw_dir)
+    x, want, labels = stimulus(graph, build_dir, images)
+    model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x))
+    stim = hw_dir / "sim_run" / "stimulus.npz"
+    stim.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(stim, inputs=x.reshape(len(x), -1).astype(np.uint8), counts=want)
+    files = [hw_dir / f for f in params["rtl"]]
+    runner = simlib.build("qsnn_top", files, {}, build_dir_root=hw_dir / "sim_build",
+                          waves=waves)
+    timeout = 2 * max(model) + 10_000
+    t0 = time.perf_counter()
+    got = _run(runner, hw_dir, stim, hw_dir / "sim_run" / "results.json", timeout, seed,
+               None, waves)
+    wall = time.perf_counter() - t0
+    results = got["results"]
+    bad = [r["image"] for r in results if r["counts"] != want[r["image"]].tolist()]
+    first = None
+    if bad:
+        i = bad[0]
+        one = hw_dir / "sim_run" / "stimulus_one.npz"
+        np.savez(one, inputs=x[i : i + 1].reshape(1, -1).astype(np.uint8), counts=want[i : i + 1])
+        traced = _run(runner, hw_dir, one, hw_dir / "sim_run" / "trace.json", timeout, seed, 0,
+                      waves)
+        first = {"image": i, **(first_difference(graph, x[i], traced.get("trace", [])) or {})}
+    measured = [r["cycles"] for r in results]
+    preds = np.array([r["prediction"] for r in results])
+    sim_cycles = sum(measured)
+    ratios = [m / c for m, c in zip(measured, model[: len(measured)], strict=True)]
+    report = {
+        "images": len(results), "mismatches": len(bad) + (len(x) - len(results)),
+        "first_mismatch": first,
+        "accuracy": float((preds == labels[: len(preds)]).mean()) if len(preds) else 0.0,
+        "cycles_per_inference_mean": float(np.mean(measured)),
+        "cycles_model_mean": float(np.mean(model[: len(measured)])),
+        "cycles_model_ratio": float(np.mean(measured) / np.mean(model[: len(measured)])),
+        "cycles_model_ratio_min": min(ratios), "cycles_model_ratio_max": max(ratios),
+        "sim_images_per_second": len(results) / wall,
+        "sim_cycles_per_second": sim_cycles / wall,
+        "lanes": params["lanes"], "seed": seed, "output_backpressure": True,
+        "waves": str(hw_dir / "sim_run" / "dump.fst") if waves else None,
+    }
+    atomic.write_json(hw_dir / "sim_report.json", report)
+    return report
