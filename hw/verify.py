@@ -35,6 +35,11 @@ def ir_sha256(build_dir: Path) -> str:
                           + (build_dir / "weights.npz").read_bytes()).hexdigest()
 
 
+def fst_ok() -> bool:
+    """FST tracing needs lz4's headers (Debian liblz4-dev); without them waves are VCD."""
+    return Path("/usr/include/lz4.h").is_file()
+
+
 def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
     """params.json of an up-to-date design, or a one-line error saying what to run."""
     pfile = hw_dir / "params.json"
@@ -66,33 +71,61 @@ def stimulus(graph: Graph, build_dir: Path, images: int | None
     return x.numpy(), res.counts.numpy(), data.test.y[: len(x)].numpy()
 
 
+def rtl_traces(graph: Graph, traced: list[dict], key: str) -> list[np.ndarray]:
+    """Per-LIF [T, N] arrays of the RTL's recorded spike masks (``mask``) or membranes
+    (``mem``), padded lanes dropped; missing steps are left as -1."""
+    sizes = [int(np.prod(lif.shape)) for lif in graph.lifs()]
+    rows: dict[int, list[int]] = {}
+    for ev in traced:
+        if key in ev:
+            rows.setdefault(ev["layer"], []).extend(ev[key])
+    out = []
+    for layer, n in enumerate(sizes):
+        vals = rows.get(layer, [])
+        lanes_total = len(vals) // graph.time_steps if vals else 0
+        arr = np.full((graph.time_steps, n), -1, dtype=np.int64)
+        if lanes_total >= n:
+            arr[:] = np.array(vals).reshape(graph.time_steps, lanes_total)[:, :n]
+        out.append(arr)
+    return out
+
+
 def first_difference(graph: Graph, x: np.ndarray, traced: list[dict]) -> dict[str, int] | None:
     """First (time step, layer, neuron) where the RTL's spikes differ from the golden model."""
     res = golden.run(graph, torch.from_numpy(x[None]), record=True)
-    lanes = {}
-    per_layer: dict[int, list[np.ndarray]] = {}
-    for ev in traced:
-        lanes[ev["layer"]] = len(ev["mask"])
-        per_layer.setdefault(ev["layer"], []).append(np.array(ev["mask"], dtype=np.int8))
+    got = rtl_traces(graph, traced, "mask")
     for t in range(graph.time_steps):
         for layer, spk in enumerate(res.spikes):
             want = spk[t, 0].reshape(-1).numpy()
-            k = -(-want.size // lanes[layer])
-            chunks = per_layer[layer][t * k:(t + 1) * k]
-            got = np.concatenate(chunks)[: want.size] if len(chunks) == k else None
-            if got is None:
-                return {"time_step": t, "layer": layer, "neuron": -1}
-            diff = np.nonzero(got != want)[0]
+            diff = np.nonzero(got[layer][t] != want)[0]
             if diff.size:
                 return {"time_step": t, "layer": layer, "neuron": int(diff[0])}
     return None
+
+
+def trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
+          ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """RTL spike trains and membranes U[t] ([T, N] per LIF) of one golden-vector image."""
+    build_dir, hw_dir = Path(build_dir), Path(hw_dir).resolve()
+    graph = serialize.load(build_dir)
+    params = check_design(build_dir, hw_dir)
+    x, want, _ = stimulus(graph, build_dir, image + 1)
+    model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x[image:]))
+    one = hw_dir / "sim_run" / "stimulus_one.npz"
+    one.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(one, inputs=x[image:].reshape(1, -1).astype(np.uint8), counts=want[image:])
+    runner = simlib.build("qsnn_top", [hw_dir / f for f in params["rtl"]], {},
+                          build_dir_root=hw_dir / "sim_build")
+    got = _run(runner, hw_dir, one, hw_dir / "sim_run" / "trace.json", 2 * max(model) + 10_000,
+               seed, 0, False)
+    return rtl_traces(graph, got["trace"], "mask"), rtl_traces(graph, got["trace"], "mem")
 
 
 def _run(runner, hw_dir: Path, stim: Path, out: Path, timeout: int, seed: int,
          trace_image: int | None, waves: bool) -> list[dict]:
     env: dict[str, object] = {"QSNN_STIMULUS": str(stim), "QSNN_RESULT": str(out),
                               "QSNN_TIMEOUT": timeout, "QSNN_SEED": seed,
-                              "QSNN_BACKPRESSURE": "1"}
+                              "QSNN_BACKPRESSURE": "1", "COCOTB_LOG_LEVEL": "WARNING"}
     if trace_image is not None:
         env["QSNN_TRACE_IMAGE"] = trace_image
     simlib.run(runner, "net_bench", seed=seed, env=env, test_dir=hw_dir / "sim_run",
@@ -113,8 +146,12 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
     stim.parent.mkdir(parents=True, exist_ok=True)
     np.savez(stim, inputs=x.reshape(len(x), -1).astype(np.uint8), counts=want)
     files = [hw_dir / f for f in params["rtl"]]
-    runner = simlib.build("qsnn_top", files, {}, build_dir_root=hw_dir / "sim_build",
-                          waves=waves)
+    try:
+        runner = simlib.build("qsnn_top", files, {}, build_dir_root=hw_dir / "sim_build",
+                              waves=waves, build_args=["--trace-fst"] if waves and fst_ok()
+                              else [])
+    except RuntimeError as exc:  # simulator missing or the C++ build failed
+        raise QsnnError(str(exc).splitlines()[0]) from None
     timeout = 2 * max(model) + 10_000
     t0 = time.perf_counter()
     got = _run(runner, hw_dir, stim, hw_dir / "sim_run" / "results.json", timeout, seed,
@@ -145,7 +182,8 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
         "sim_images_per_second": len(results) / wall,
         "sim_cycles_per_second": sim_cycles / wall,
         "lanes": params["lanes"], "seed": seed, "output_backpressure": True,
-        "waves": str(hw_dir / "sim_run" / "dump.fst") if waves else None,
+        "waves": next((str(p) for p in sorted((hw_dir / "sim_run").glob("dump.*"))), None)
+        if waves else None,
     }
     atomic.write_json(hw_dir / "sim_report.json", report)
     return report

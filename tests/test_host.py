@@ -1,0 +1,231 @@
+"""The board host runtime (``qsnn.hw.host``) against a pseudo-terminal peer (no simulator).
+
+The peer thread plays the board: it reads ``input_bytes`` bytes per image from the pty
+master and answers with the golden model's prediction for exactly those bytes (or stays
+silent, or answers garbage).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import threading
+import time
+import tty
+
+import numpy as np
+import pytest
+import torch
+from test_hw import mlp
+
+from qsnn.errors import QsnnError
+from qsnn.export import golden, serialize
+from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
+from qsnn.export.runner import assign_widths
+from qsnn.hw import host
+
+IMAGES = 12
+
+
+def _save(g: Graph, folder, x: torch.Tensor, labels: np.ndarray):
+    """IR + golden vectors (inputs, labels, counts, predictions) as ``qsnn export`` writes."""
+    g = assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
+    serialize.save(g, folder)
+    res = golden.run(g, x)
+    (folder / "golden").mkdir()
+    np.savez(folder / "golden/vectors.npz", inputs=x.numpy().astype(np.uint8), labels=labels,
+             counts=res.counts.numpy().astype(np.int32),
+             predictions=res.predictions.numpy().astype(np.int32))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("host")
+    x = torch.randint(0, 17, (IMAGES, 1, 3, 4), generator=torch.Generator().manual_seed(0))
+    want = golden.run(mlp(), x).predictions.numpy()
+    labels = want.copy()
+    labels[::3] = (labels[::3] + 1) % 3  # golden accuracy 2/3 (8 of 12)
+    return _save(mlp(), root / "build", x, labels)
+
+
+def digits_graph() -> Graph:
+    """A tiny untrained network with the digits dataset's input shape (1, 8, 8)."""
+    rng = np.random.default_rng(1)
+    nodes = (
+        Flatten("flatten0"),
+        Linear("fc0", 64, 8, 4, rng.integers(-7, 8, (8, 64)).astype(np.int8)),
+        LIF("lif0", (8,), "shift", 3, 8, "subtract", 16, np.full(8, 40, np.int32)),
+        Linear("fc1", 8, 10, 4, rng.integers(-7, 8, (10, 8)).astype(np.int8)),
+        LIF("lif1", (10,), "shift", 3, 8, "subtract", 12, np.full(10, 6, np.int32)),
+        Readout("readout", 10),
+    )
+    return Graph("d", 4, InputEncoder("input", "direct", (1, 8, 8), 16), nodes,
+                 {"dataset": "digits"})
+
+
+class Peer:
+    """A fake board on a pty: ``mode`` golden | silent | bad | wrong_even."""
+
+    def __init__(self, graph: Graph, mode: str = "golden") -> None:
+        self.graph, self.mode = graph, mode
+        self.nbytes = host.input_bytes(graph)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)  # no echo / line editing even before pyserial configures it
+        self.port = os.ttyname(self.slave)
+        self.received: list[bytes] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _answer(self, data: bytes) -> int:
+        shape = ((self.graph.time_steps,) if self.graph.input.encoding == "events" else ()) \
+            + tuple(self.graph.input.shape)
+        x = torch.from_numpy(np.frombuffer(data, np.uint8).reshape(1, *shape).copy())
+        pred = int(golden.run(self.graph, x).predictions[0])
+        if self.mode == "bad":
+            return self.graph.classes  # one past the last class
+        if self.mode == "wrong_even" and (len(self.received) - 1) % 2 == 0:  # images 0, 2, ..
+            return (pred + 1) % self.graph.classes
+        return pred
+
+    def _run(self) -> None:
+        buf = b""
+        while not self.stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.02)
+            if not ready:
+                continue
+            try:
+                buf += os.read(self.master, 4096)
+            except OSError:
+                return
+            while len(buf) >= self.nbytes:
+                data, buf = buf[: self.nbytes], buf[self.nbytes :]
+                self.received.append(data)
+                if self.mode != "silent":
+                    os.write(self.master, bytes([self._answer(data)]))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture
+def peer(ir):
+    made: list[Peer] = []
+
+    def make(mode: str = "golden", graph: Graph | None = None) -> Peer:
+        made.append(Peer(graph or serialize.load(ir), mode))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def test_encode_image_bytes() -> None:
+    img = np.arange(12, dtype=np.uint8).reshape(1, 3, 4)
+    assert host.encode_image(img, "direct") == bytes(range(12))
+    assert host.encode_image(torch.from_numpy(img), "rate") == bytes(range(12))
+    assert host.encode_image(np.array([[0, 255]], np.int64), "direct") == b"\x00\xff"
+    assert host.encode_image(np.array([[2.0, 3.0]]), "direct") == b"\x02\x03"
+    ev = np.zeros((3, 1, 2, 2), np.uint8)  # T=3 frames of 4 bytes: frame-major, row-major
+    ev[0, 0, 0, 1] = ev[2, 0, 1, 0] = 1
+    assert host.encode_image(ev, "events") == bytes([0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0])
+    assert host.encode_image(ev.astype(bool), "events") == host.encode_image(ev, "events")
+    # non-contiguous input: still row-major of the logical array
+    t = np.arange(6, dtype=np.uint8).reshape(2, 3).T
+    assert host.encode_image(t, "direct") == bytes([0, 3, 1, 4, 2, 5])
+
+
+@pytest.mark.parametrize(("x", "enc", "match"), [
+    (np.array([0, 256]), "direct", "0..255"),
+    (np.array([-1, 3]), "rate", "0..255"),
+    (np.array([0, 2]), "events", "0/1"),
+    (np.array([0.5]), "direct", "integers"),
+    (np.array([1]), "spikes", "unknown input encoding"),
+    (np.zeros(0), "direct", "empty"),
+])
+def test_encode_image_refuses(x, enc, match) -> None:
+    with pytest.raises(QsnnError, match=match):
+        host.encode_image(x, enc)
+
+
+def test_bytes_on_the_wire_match_golden_inputs(ir, peer) -> None:
+    p = peer()
+    host.run_on_port(p.port, ir, images=5, timeout_s=2)
+    vec = np.load(ir / "golden/vectors.npz")
+    assert p.received == [vec["inputs"][i].tobytes() for i in range(5)]
+    assert all(len(b) == 12 for b in p.received)
+
+
+def test_run_on_port_reports(ir, peer, capsys) -> None:
+    p = peer()
+    rep = host.run_on_port(p.port, ir, images=IMAGES, baud=9600, timeout_s=2)
+    assert rep["images"] == IMAGES and len(p.received) == IMAGES
+    assert rep["agreement"] == 1.0 and rep["mismatches"] == []
+    assert rep["accuracy"] == pytest.approx(8 / 12) == rep["golden_accuracy"]
+    assert rep["images_per_second"] > 0 and rep["seconds"] > 0
+    assert rep["port"] == p.port and rep["baud"] == 9600
+    assert rep["uart_limit_images_per_second"] == pytest.approx(9600 / (10 * 13))
+    assert set(rep) >= {"images", "accuracy", "agreement", "images_per_second", "port", "baud"}
+    out = capsys.readouterr().out
+    assert "accuracy 66.67%" in out and "agreement" in out and "images/s" in out
+
+
+def test_disagreement_is_counted(ir, peer) -> None:
+    p = peer("wrong_even")  # images 0, 2, 4 answered with the wrong class
+    rep = host.run_on_port(p.port, ir, images=6, timeout_s=2)
+    assert rep["agreement"] == pytest.approx(0.5)
+    assert rep["mismatches"] == [0, 2, 4]
+
+
+def test_more_images_than_vectors_use_the_test_split(tmp_path, peer) -> None:
+    from qsnn.data import load_dataset
+
+    test = load_dataset("digits").test
+    build = _save(digits_graph(), tmp_path / "build", test.x[:3], test.y[:3].numpy())
+    p = peer(graph=serialize.load(build))
+    rep = host.run_on_port(p.port, build, images=10, timeout_s=2)
+    assert rep["images"] == 10 and rep["agreement"] == 1.0
+    assert p.received == [test.x[i].numpy().tobytes() for i in range(10)]
+
+
+def test_missing_port(ir, tmp_path) -> None:
+    missing = str(tmp_path / "ttyNOPE0")
+    with pytest.raises(QsnnError, match=f"serial port {re.escape(missing)} does not exist"):
+        host.run_on_port(missing, ir, images=2)
+
+
+def test_port_cannot_be_opened(ir, tmp_path) -> None:
+    notatty = tmp_path / "plain-file"
+    notatty.write_text("")
+    with pytest.raises(QsnnError, match=f"cannot open serial port {re.escape(str(notatty))}"):
+        host.run_on_port(str(notatty), ir, images=2)
+
+
+def test_silent_peer_times_out_quickly(ir, peer) -> None:
+    p = peer("silent")
+    t0 = time.perf_counter()
+    with pytest.raises(QsnnError, match=f"no answer from {p.port} after .* s: is the board "
+                                        "programmed"):
+        host.run_on_port(p.port, ir, images=3, timeout_s=0.3)
+    assert time.perf_counter() - t0 < 2
+    assert len(p.received) == 1  # no second image without an answer to the first
+
+
+def test_bad_prediction_byte(ir, peer) -> None:
+    p = peer("bad")
+    with pytest.raises(QsnnError, match=r"answered 3 \(0x03\) for image 0: outside the class "
+                                        r"range 0\.\.2"):
+        host.run_on_port(p.port, ir, images=3, timeout_s=2)
+
+
+def test_bad_arguments(ir) -> None:
+    with pytest.raises(QsnnError, match="--images 0"):
+        host.run_on_port("/dev/null", ir, images=0)
+    with pytest.raises(QsnnError, match="no IR"):
+        host.run_on_port("/dev/null", ir / "nothing", images=2)
