@@ -19,7 +19,9 @@ module qsnn_encoder #(
     input  wire rst,
     input  wire s_valid,
     output wire s_ready,
-    input  wire [7:0] s_data,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [7:0] s_data,  // events: only bit 0 is stored
+    /* verilator lint_on UNUSEDSIGNAL */
     output reg  loaded,
     input  wire release_image,
     input  wire start,
@@ -62,7 +64,14 @@ module qsnn_encoder #(
     wire [31:0] lfsr_state;  // the low byte is the rate comparison operand
     /* verilator lint_on UNUSEDSIGNAL */
     wire issue_ok;
-    wire [7:0] px = (ENC == 2) ? {7'b0, rd[0]} : rd[7:0];
+    wire [7:0] px;
+    generate
+        if (ENC == 2) begin : g_px_bit
+            assign px = {7'b0, rd[0]};
+        end else begin : g_px_byte
+            assign px = rd[7:0];
+        end
+    endgenerate
     /* verilator lint_off WIDTHEXPAND */
     wire rate_spike = ({8'b0, lfsr_state[7:0]} * PIXEL_MAX) < ({8'b0, px} << 8);
     /* verilator lint_on WIDTHEXPAND */
@@ -82,9 +91,9 @@ module qsnn_encoder #(
     assign ev_to_c = (ENC == 0);
     assign busy = running;
 
-    /* verilator lint_off WIDTHTRUNC */
+    /* verilator lint_off WIDTH */
     wire [AW-1:0] rd_addr = frame_base + j[IW-1:0];
-    /* verilator lint_on WIDTHTRUNC */
+    /* verilator lint_on WIDTH */
 
     always @(posedge clk) begin
         if (s_valid && s_ready) mem[wr_ptr] <= s_data[DW-1:0];
