@@ -140,7 +140,15 @@ def lint(
 
 
 def yosys(script: str, cwd: os.PathLike | str | None = None) -> subprocess.CompletedProcess:
-    """Run a Yosys script (``-p``) quietly; returns the finished process."""
+    """Run a Yosys script (``-p``) quietly; returns the finished process.
+
+    YoWASP maps its own temporary folder over ``/tmp``, so absolute paths below /tmp are
+    invisible to it. Without ``cwd`` the script runs in the checkout root with every path
+    below it made relative (which YoWASP resolves through its ``.``/``..`` mounts).
+    """
+    if cwd is None:
+        cwd = ROOT
+        script = script.replace(f"{ROOT}/", "")
     cmd = [*yosys_cmd(), "-q", "-p", script]
     return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
 
