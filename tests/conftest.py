@@ -8,14 +8,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
-TINY = [
-    "data.max_train=240", "data.max_test=60", "data.time_steps=4", "train.epochs=3",
-    "train.batch_size=32", "model.layers=[fc32, lif, fc10, lif]",
-]
+from qsnn_testutil import ROOT, TINY  # noqa: E402
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY
+from qsnn_testutil import ROOT, TINY
 
 from qsnn import config
 from qsnn.cli import main
