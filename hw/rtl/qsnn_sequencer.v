@@ -94,16 +94,7 @@ module qsnn_sequencer #(
                         state <= S_LOADV;
                     end
                 end
-                S_LOADV: begin
-                    armed <= 1'b1;
-                    if (armed && all_idle) begin
-                        armed <= 1'b0;
-                        l <= {LW{1'b0}};
-                        cmd_update[0] <= 1'b1;
-                        state <= S_UPD;
-                    end
-                end
-                S_ENC: begin
+                S_LOADV, S_ENC: begin  // layer 0's input is in: update layer 0
                     armed <= 1'b1;
                     if (armed && all_idle) begin
                         armed <= 1'b0;
