@@ -81,7 +81,8 @@ def sum_pool(x: Tensor, k: int) -> Tensor:
 
 
 def leak(u: Tensor, node: LIF) -> Tensor:
-    """The integer leak (arithmetic shifts)."""
+    """The integer leak (arithmetic shifts); also used on numpy int64 arrays by the width
+    analysis, so the bound and the model share one definition."""
     if node.leak == "shift":
         return u - (u >> node.leak_param)
     return (u * node.leak_param) >> node.frac_bits

@@ -134,7 +134,8 @@ def _weight_node(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
     qw = module.quant_weight()
     w = _np(qw.int()).astype(np.int8)
     scale = np.broadcast_to(_np(qw.scale).reshape(-1).astype(np.float32), (w.shape[0],)).copy()
-    spec, name = ctx.block.spec, f"{spec_name(ctx)}"
+    spec = ctx.block.spec
+    name = f"{spec.kind}{ctx.index}"  # fc<i> or conv<i>
     bits = int(qw.bit_width.item())
     if spec.kind == "fc":
         layer: Linear | Conv2d = Linear(name, spec.in_ch, spec.out_ch, bits, w)
@@ -144,11 +145,6 @@ def _weight_node(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
     if spec.pool > 1:
         nodes.append(AvgPool(f"pool{ctx.index}", spec.pool))
     return nodes
-
-
-def spec_name(ctx: LowerContext) -> str:
-    """Node name of a block's weight layer: fc<i> or conv<i>."""
-    return f"{ctx.block.spec.kind}{ctx.index}"
 
 
 @handler(nn.Linear, nn.Conv2d)

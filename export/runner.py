@@ -120,7 +120,7 @@ def golden_vectors(graph: Graph, test: Split, count: int | None) -> dict[str, np
 def write_golden(folder: Path, vec: dict[str, np.ndarray]) -> None:
     """``golden/vectors.npz`` (deterministic) plus a small JSON index."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = serialize._npz_bytes(vec)  # noqa: SLF001 - same deterministic writer as the IR
+    data = serialize.npz_bytes(vec)
     atomic.atomic_write(folder / "vectors.npz", lambda f: f.write(data))
     index = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in sorted(vec.items())}
     atomic.write_json(folder / "index.json", {"images": int(len(vec["labels"])),

@@ -137,7 +137,7 @@ def from_json(doc: Any, npz: dict[str, np.ndarray]) -> Graph:
 
 
 # -- files ------------------------------------------------------------------------------
-def _npz_bytes(arrs: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrs: dict[str, np.ndarray]) -> bytes:
     """Deterministic npz: sorted keys, fixed zip timestamps."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -158,7 +158,7 @@ def save(graph: Graph, folder: str | Path) -> None:
     validate(graph)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    npz = _npz_bytes(arrays(graph))
+    npz = npz_bytes(arrays(graph))
     text = json.dumps(to_json(graph), indent=2, sort_keys=True) + "\n"
     atomic_write(folder / WEIGHTS_NPZ, lambda f: f.write(npz))
     atomic_write(folder / MODEL_JSON, lambda f: f.write(text.encode()))

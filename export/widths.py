@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qsnn.export.golden import leak
 from qsnn.export.ir import LIF, Conv2d, Graph, Linear, SumPool
 
 
@@ -51,13 +52,6 @@ def signed_bits(lo: int, hi: int) -> int:
     return bits
 
 
-def leak_int(u: np.ndarray, lif: LIF) -> np.ndarray:
-    """The integer leak of §1 on int64 arrays (``>>`` is an arithmetic shift)."""
-    if lif.leak == "shift":
-        return u - (u >> lif.leak_param)
-    return (lif.leak_param * u) >> lif.frac_bits
-
-
 def current_bounds(weight: np.ndarray, x_max: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel (I_lo, I_hi) of a Linear [O, N] or Conv2d [O, C, K, K] weight."""
     w = weight.reshape(weight.shape[0], -1).astype(np.int64)
@@ -76,14 +70,14 @@ def membrane_bounds(lif: LIF, i_lo: np.ndarray, i_hi: np.ndarray, steps: int
         can_rest = lo <= theta
         can_reset = hi > theta
         big = np.iinfo(np.int64).max // 4
-        n_lo = np.where(can_rest, leak_int(lo, lif) + i_lo, big)
-        n_hi = np.where(can_rest, leak_int(np.minimum(hi, theta), lif) + i_hi, -big)
+        n_lo = np.where(can_rest, leak(lo, lif) + i_lo, big)
+        n_hi = np.where(can_rest, leak(np.minimum(hi, theta), lif) + i_hi, -big)
         if lif.reset == "none":
-            n_lo = np.minimum(n_lo, leak_int(lo, lif) + i_lo)
-            n_hi = np.maximum(n_hi, leak_int(hi, lif) + i_hi)
+            n_lo = np.minimum(n_lo, leak(lo, lif) + i_lo)
+            n_hi = np.maximum(n_hi, leak(hi, lif) + i_hi)
         elif lif.reset == "subtract":
-            r_lo = leak_int(np.maximum(lo, theta + 1), lif) + i_lo - theta
-            r_hi = leak_int(hi, lif) + i_hi - theta
+            r_lo = leak(np.maximum(lo, theta + 1), lif) + i_lo - theta
+            r_hi = leak(hi, lif) + i_hi - theta
             n_lo = np.where(can_reset, np.minimum(n_lo, r_lo), n_lo)
             n_hi = np.where(can_reset, np.maximum(n_hi, r_hi), n_hi)
         else:

@@ -111,14 +111,21 @@ def trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
     params = check_design(build_dir, hw_dir)
     x, want, _ = stimulus(graph, build_dir, image + 1)
     model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x[image:]))
-    one = hw_dir / "sim_run" / "stimulus_one.npz"
-    one.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(one, inputs=x[image:].reshape(1, -1).astype(np.uint8), counts=want[image:])
     runner = simlib.build("qsnn_top", [hw_dir / f for f in params["rtl"]], {},
                           build_dir_root=hw_dir / "sim_build")
-    got = _run(runner, hw_dir, one, hw_dir / "sim_run" / "trace.json", 2 * max(model) + 10_000,
-               seed, 0, False)
-    return rtl_traces(graph, got["trace"], "mask"), rtl_traces(graph, got["trace"], "mem")
+    got = _run_traced(runner, hw_dir, x[image], want[image], 2 * max(model) + 10_000, seed,
+                      False)
+    return rtl_traces(graph, got, "mask"), rtl_traces(graph, got, "mem")
+
+
+def _run_traced(runner, hw_dir: Path, x: np.ndarray, want: np.ndarray, timeout: int,
+                seed: int, waves: bool) -> list[dict]:
+    """Simulate one image with the per-layer monitors on; returns the recorded trace."""
+    one = hw_dir / "sim_run" / "stimulus_one.npz"
+    one.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(one, inputs=x.reshape(1, -1).astype(np.uint8), counts=want[None])
+    got = _run(runner, hw_dir, one, hw_dir / "sim_run" / "trace.json", timeout, seed, 0, waves)
+    return got.get("trace", [])
 
 
 def _run(runner, hw_dir: Path, stim: Path, out: Path, timeout: int, seed: int,
@@ -162,11 +169,8 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
     first = None
     if bad:
         i = bad[0]
-        one = hw_dir / "sim_run" / "stimulus_one.npz"
-        np.savez(one, inputs=x[i : i + 1].reshape(1, -1).astype(np.uint8), counts=want[i : i + 1])
-        traced = _run(runner, hw_dir, one, hw_dir / "sim_run" / "trace.json", timeout, seed, 0,
-                      waves)
-        first = {"image": i, **(first_difference(graph, x[i], traced.get("trace", [])) or {})}
+        traced = _run_traced(runner, hw_dir, x[i], want[i], timeout, seed, waves)
+        first = {"image": i, **(first_difference(graph, x[i], traced) or {})}
     measured = [r["cycles"] for r in results]
     preds = np.array([r["prediction"] for r in results])
     sim_cycles = sum(measured)

@@ -48,7 +48,7 @@ def small_ir() -> Graph:
 def design(g: Graph):
     """(IR folder, design folder, params) in sim_build/gen/uart_net-<content hash>/."""
     tag = hashlib.sha256(json.dumps(serialize.to_json(g), sort_keys=True).encode()
-                         + serialize._npz_bytes(serialize.arrays(g))).hexdigest()[:12]  # noqa: SLF001
+                         + serialize.npz_bytes(serialize.arrays(g))).hexdigest()[:12]
     base = simlib.SIM_BUILD / "gen" / f"uart_net-{tag}"
     if not (base / "ir" / "model.json").is_file():
         serialize.save(g, base / "ir")
