@@ -4,10 +4,10 @@ Cycles per image, from the first input byte to ``m_valid``, as a transaction-lev
 of ``hw/rtl`` (K_l = ceil(N_l / P)):
 
     cycles = B                                   input bytes, one per cycle
-           + O_START + (K_max + 1)               clear pass (all layers at once)
-           + [direct] scan(pixels, K_0) + O_PHASE + (K_0 + 1) + O_PHASE     MAC, V <- C
+           + O_START + (K_max + 2)               clear pass (all layers at once)
+           + [direct] scan(pixels, K_0) + O_PHASE + (K_0 + 2) + O_PHASE     MAC, V <- C
            + sum_t ( [rate/events] scan(frame t, K_0) + O_PHASE
-                     + sum_l ( (K_l + 1) + O_PHASE                           update pass
+                     + sum_l ( (K_l + 4) + O_PHASE                           update pass
                                + buf(l, t) + O_PHASE ) )                     spikes -> l+1
            + CLASSES + O_END                     argmax, output
 
@@ -18,7 +18,8 @@ per K cycles); the phase ends when the layer has written the last event's last c
 ``buf(l, t)``: the spike buffer walks layer l's K_l chunks, one cycle per chunk without
 spikes, each spike waiting for the consumer (layer l+1: K_{l+1} cycles per event; the
 readout counters of the last layer: one per cycle). O_* are the fixed handshake
-overheads of the sequencer (registered start pulse, busy/idle check).
+overheads of the sequencer (registered start pulse, busy/idle check); the +2 / +4 are the
+layer pipeline's drain (ACC_DRAIN, UPD_DRAIN: a pass is busy K + drain cycles).
 
 The simulation (``qsnn verify``) reports measured cycles and their ratio to this model.
 """
@@ -39,6 +40,10 @@ from qsnn.lfsr import rate_spikes, rate_table
 O_START = 3
 O_PHASE = 2
 O_END = 4
+#: pipeline stages of qsnn_layer after a pass's last issued chunk: accumulate, clear and
+#: loadv write in stage 2; the update's lanes write in stage 4
+ACC_DRAIN = 2
+UPD_DRAIN = 4
 
 
 def scan(events: np.ndarray, k: int) -> int:
@@ -52,12 +57,13 @@ def scan(events: np.ndarray, k: int) -> int:
             p += 1
     end = p + 1
     if last_accept is not None:
-        end = max(end, last_accept + k + 2)
+        end = max(end, last_accept + k + 1 + ACC_DRAIN)
     return end
 
 
-def buf(masks: np.ndarray, k_next: int) -> int:
-    """Cycles of the spike buffer walking chunk masks [K, P] into a K_next-cycle consumer."""
+def buf(masks: np.ndarray, k_next: int, drain: int = ACC_DRAIN) -> int:
+    """Cycles of the spike buffer walking chunk masks [K, P] into a K_next-cycle consumer
+    that is busy ``drain`` cycles after its last event (a layer; the readout: 1)."""
     t, free, last_accept = 0, 0, None
     for chunk in masks:
         n = int(chunk.sum())
@@ -69,7 +75,7 @@ def buf(masks: np.ndarray, k_next: int) -> int:
             last_accept, free, t = a, a + k_next, a + 1
     end = t + 1
     if last_accept is not None:
-        end = max(end, last_accept + k_next + 1)
+        end = max(end, last_accept + k_next + drain)
     return end
 
 
@@ -94,9 +100,9 @@ def image_cycles(graph: Graph, lanes: int, x: torch.Tensor) -> list[int]:
         enc_events = rate_spikes(x.reshape(x.shape[0], -1), table, inp.pixel_max).numpy()
     out = []
     for b in range(x.shape[0]):
-        c = bytes_in + O_START + max(k) + 1
+        c = bytes_in + O_START + max(k) + ACC_DRAIN
         if inp.encoding == "direct":
-            c += scan(flat[b] != 0, k[0]) + O_PHASE + k[0] + 1 + O_PHASE
+            c += scan(flat[b] != 0, k[0]) + O_PHASE + k[0] + ACC_DRAIN + O_PHASE
         for t in range(steps):
             if inp.encoding == "rate":
                 c += scan(enc_events[t, b] != 0, k[0]) + O_PHASE
@@ -104,8 +110,9 @@ def image_cycles(graph: Graph, lanes: int, x: torch.Tensor) -> list[int]:
                 c += scan(flat[b].reshape(steps, n_in)[t] != 0, k[0]) + O_PHASE
             for i, p in enumerate(layers):
                 spk = res.spikes[i][t, b].reshape(-1).numpy()
-                k_next = k[i + 1] if i + 1 < len(layers) else 1
-                c += k[i] + 1 + O_PHASE + buf(_masks(spk, k[i], p.lanes), k_next) + O_PHASE
+                nxt = (k[i + 1], ACC_DRAIN) if i + 1 < len(layers) else (1, 1)
+                c += (k[i] + UPD_DRAIN + O_PHASE + buf(_masks(spk, k[i], p.lanes), *nxt)
+                      + O_PHASE)
         out.append(c + graph.classes + O_END)
     return out
 

@@ -110,11 +110,28 @@ def _hw(args: argparse.Namespace) -> int:
     from qsnn.hw.generate import generate
 
     out = Path(args.out) if args.out else Path("hw/build") / build.name
-    params = generate(build, out, lanes=args.lanes)
+    params = generate(build, out, lanes=args.lanes,
+                      runtime_weights=_layer_list(args.runtime_weights))
     sizes = ", ".join(f"{p['n_in']}->{p['n']}" for p in params["layers"])
+    rt = params["runtime_weights"]
     print(f"generated {out}: qsnn_top ({sizes}), {args.lanes} lanes, "
-          f"T={params['time_steps']}, {params['encoding']} input")
+          f"T={params['time_steps']}, {params['encoding']} input"
+          + (f"; layers {rt} load their weights at run time ({params['weight_bytes']} bytes, "
+             f"{out / 'weights.bin'})" if rt else ""))
     return 0
+
+
+def _layer_list(text: str | None) -> tuple[int, ...] | str:
+    """'--runtime-weights 0,1' -> (0, 1); 'all' stays 'all' (checked by the generator)."""
+    if not text:
+        return ()
+    if text == "all":
+        return "all"
+    try:
+        return tuple(sorted({int(v) for v in text.split(",")}))
+    except ValueError:
+        raise QsnnError(f"--runtime-weights {text!r}: give layer indices like 0 or 0,1, "
+                        "or all") from None
 
 
 def add_hw(sub: argparse._SubParsersAction) -> None:
@@ -122,6 +139,10 @@ def add_hw(sub: argparse._SubParsersAction) -> None:
     p.add_argument("build", help="export folder, e.g. build/digits")
     p.add_argument("--lanes", type=int, default=4, help="parallel lanes P (default: %(default)s)")
     p.add_argument("--out", help="output folder (default: hw/build/<name>)")
+    p.add_argument("--runtime-weights", metavar="LAYERS",
+                   help="layers (e.g. 0 or 0,1, or all) whose weights live in RAM loaded "
+                        "at run time over the UART (weights.bin) instead of ROM: iCE40 "
+                        "SPRAM for networks whose weights exceed the block RAM")
     p.add_argument("--estimate", action="store_true",
                    help="print the cycle model's cycles per inference and memory bits")
     p.add_argument("--images", type=int, default=64,
@@ -214,8 +235,104 @@ def add_program(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_program)
 
 
+def _base_config(args: argparse.Namespace):
+    """The ``--config`` file with ``--epochs`` and ``--set`` overrides applied."""
+    from qsnn import config
+
+    overrides = list(args.set or [])
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    return config.apply_overrides(config.load(args.config), overrides)
+
+
+def _experiment_schedules(args: argparse.Namespace) -> int:
+    from qsnn.experiment import make_grid, run_schedules
+
+    grid = make_grid(args.precisions, args.schedules, args.seeds)
+    base = _base_config(args)
+    name = args.name or base.name
+    out = Path(args.out) if args.out else Path("runs/experiments") / name
+    summary = run_schedules(base, grid, out, name=name)
+    for c in summary["cells"]:
+        acc = c["test_accuracy"]
+        std = "" if acc["std"] is None else f" ± {100 * acc['std']:.2f}"
+        print(f"{c['precision']:>5} {c['schedule']:<16} test {100 * acc['mean']:.2f}{std} %")
+    print(f"results: {out / 'results.md'}")
+    return 0
+
+
+def add_experiment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="run a study over many training runs")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    s = kinds.add_parser("schedules", help="LR-schedule ablation: precisions x schedules x seeds")
+    s.add_argument("--config", default=DEFAULT_CONFIG, help="base config (default: %(default)s)")
+    s.add_argument("--precisions", nargs="+", default=["fp32", "int4"], metavar="P",
+                   help="fp32, int2, int4, int8 (default: %(default)s)")
+    s.add_argument("--schedules", nargs="+", default=["constant", "cosine", "cosine-restarts"],
+                   metavar="S", help="constant, cosine, cosine-restarts, step "
+                   "(default: %(default)s)")
+    s.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="N",
+                   help="training seeds (default: 0 1 2)")
+    s.add_argument("--epochs", type=int, help="override train.epochs")
+    s.add_argument("--out", help="experiment folder (default: runs/experiments/<name>)")
+    s.add_argument("--name", help="experiment name (default: the config's name)")
+    s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override any config key of the base config (repeatable)")
+    s.set_defaults(func=_experiment_schedules)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from qsnn.sweep import run_sweep
+
+    base = _base_config(args)
+    name = args.study or base.name
+    out = Path(args.out) if args.out else Path("runs/sweeps") / name
+    summary = run_sweep(base, out, trials=args.trials, study_name=name, storage=args.storage,
+                        params=args.params, ranges=args.range or [], pruner=args.pruner,
+                        startup_trials=args.startup_trials, seed=args.seed,
+                        heartbeat=args.heartbeat, timeout=args.timeout)
+    best = summary["best"]
+    counts = ", ".join(f"{v} {k}" for k, v in summary["trials"].items())
+    if best is None:
+        print(f"study {name}: {counts}; no completed trial yet")
+    else:
+        params = ", ".join(f"{k}={v:.4g}" for k, v in best["params"].items())
+        print(f"study {name}: {counts}; best trial {best['trial']}: val "
+              f"{best['val_accuracy']:.4f} ({params}) -> {out / 'best.yaml'}")
+    return 0
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    from qsnn.sweep import PRUNERS, SPACE
+
+    p = sub.add_parser("sweep", help="Optuna hyperparameter search (beta, threshold, lr, ...)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="base config (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=20,
+                   help="finished trials to reach, counting earlier ones (default: %(default)s)")
+    p.add_argument("--study", help="study name (default: the config's name)")
+    p.add_argument("--storage", help="Optuna storage URL or SQLite file "
+                   "(default: <out>/study.db)")
+    p.add_argument("--out", help="sweep folder (default: runs/sweeps/<study>)")
+    p.add_argument("--params", nargs="+", default=list(SPACE), metavar="NAME",
+                   help=f"parameters to search: {', '.join(SPACE)} (default: all)")
+    p.add_argument("--range", action="append", metavar="NAME=LOW:HIGH",
+                   help="override a parameter's search range (repeatable)")
+    p.add_argument("--pruner", default="median", help=f"{', '.join(PRUNERS)} "
+                   "(default: %(default)s)")
+    p.add_argument("--startup-trials", type=int, default=3,
+                   help="trials before pruning starts (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default: %(default)s)")
+    p.add_argument("--heartbeat", type=int, default=30, help="seconds between trial "
+                   "heartbeats; a trial silent for twice that is retried (default: %(default)s)")
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override any config key of the base config (repeatable)")
+    p.set_defaults(func=_sweep)
+
+
 COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify, add_bitstream, add_program,
-            add_run)
+            add_run, add_experiment, add_sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""qsnn_lif_lane: the combinational LIF update against ``qsnn.export.golden``.
+"""qsnn_lif_lane: the pipelined LIF update against ``qsnn.export.golden``.
 
 One build: a generated bench wrapper (``qsnn_lane_tb``, in ``sim_build/gen/``)
 instantiates ``qsnn_lif_lane`` once per (leak form, reset mode) of :data:`LEAKS` x
@@ -39,7 +39,7 @@ def lane_wrapper(configs: list[tuple[int, int, int, int]], mbs: list[int]) -> st
     ``v_<mb>``/``c_<mb>``/``theta_<mb>`` shared by one lane per config, outputs
     ``s_<mb>``/``v_next_<mb>`` packed (config 0 lowest)."""
     n = len(configs)
-    ports = []
+    ports = ["    input  wire clk,"]
     for mb in mbs:
         ports += [f"    input  wire [{mb - 1}:0] {name}_{mb}," for name in ("v", "c", "theta")]
         ports += [f"    output wire [{n - 1}:0] s_{mb},",
@@ -59,7 +59,7 @@ def lane_wrapper(configs: list[tuple[int, int, int, int]], mbs: list[int]) -> st
                 f"        .MB({mb}), .LEAK_MULT({mult}), .LEAK_PARAM({param}),"
                 f" .FRAC_BITS({frac}), .RESET_MODE({reset})",
                 f"    ) u_{mb}_{i} (",
-                f"        .v(v_{mb}), .c(c_{mb}), .theta(theta_{mb}),",
+                f"        .clk(clk), .v(v_{mb}), .c(c_{mb}), .theta(theta_{mb}),",
                 f"        .s(s_{mb}[{i}]), .v_next(v_next_{mb}[{i * mb} +: {mb}])",
                 "    );",
             ]

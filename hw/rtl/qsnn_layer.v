@@ -1,21 +1,33 @@
 // qsnn_layer: one fully connected LIF layer, time-multiplexed over P lanes (docs/hardware.md).
 //
 // Memories (K = ceil(N/P) chunks of P neurons, lane 0 in the low bits of every word):
-//   W ROM  [N_IN*K] x P*WB   word j*K + c = W[c*P + p][j]       ($readmemh W_FILE)
-//   theta  [K]      x P*MB                                      ($readmemh TH_FILE)
-//   bias   [K]      x P*MB                                      ($readmemh B_FILE)
+//   W      [N_IN*K] x P*WB   word j*K + c = W[c*P + p][j]   ROM ($readmemh W_FILE) when
+//                            W_RUNTIME = 0; else RAM written through the load port
+//                            (wl_we, wl_addr, wl_data) while the layer is idle
+//   theta  [K]      x P*MB                                  ($readmemh TH_FILE)
+//   bias   [K]      x P*MB                                  ($readmemh B_FILE)
 //   C RAM  [K]      x P*MB   constant current (bias + direct-input MAC)
 //   V RAM  [K]      x P*MB   membrane accumulator
 // Commands (one-cycle pulses while idle):
-//   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]                       K (+1) cycles
-//   cmd_loadv : V[c] <- C[c]                                           K (+1) cycles
-//   cmd_update: for every chunk, P qsnn_lif_lane's: s, V[c] <- v_next;  K (+1) cycles
+//   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]             busy K + ACC_DRAIN cycles
+//   cmd_loadv : V[c] <- C[c]                                 busy K + ACC_DRAIN cycles
+//   cmd_update: for every chunk, P qsnn_lif_lane's: s, V[c] <- v_next;
 //               spk_valid/spk_chunk/spk_mask report each chunk's spikes
+//                                                            busy K + UPD_DRAIN cycles
 // Events (valid/ready, accepted while idle): index j, value v, to_c:
 //   to_c = 0: V[c] += v * W[.][j]   to_c = 1: C[c] += v * W[.][j]   (K cycles per event)
-// Reads are synchronous (1 cycle); a write-to-read forwarding register covers back-to-back
-// events on the same chunk. Stored values saturate to MB bits (never reached for an IR
-// whose widths came from qsnn.export.widths).
+//
+// Pipeline (one chunk per cycle):
+//   stage 0  control: chunk counter, W address (j*K + c, kept as a running counter)
+//   stage 1  W word out of its RAM; products v * W; C/V/theta/bias read issued
+//   stage 2  C/V/theta/bias out; accumulate: sum = acc + product, saturate, write;
+//            clear/loadv: write; update: lanes' cycle 0
+//   stage 3  update: lanes' cycle 1 (leak)
+//   stage 4  update: lanes' cycle 2: V write, spikes out (registered: spk_* one later)
+// A write-to-read forwarding register covers back-to-back events on the same chunk
+// (K = 1). Events are accepted only while no update/clear/loadv write is in flight.
+// Stored values saturate to MB bits (never reached for an IR whose widths came from
+// qsnn.export.widths).
 `default_nettype none
 module qsnn_layer #(
     parameter integer N_IN = 64,
@@ -28,6 +40,7 @@ module qsnn_layer #(
     parameter integer LEAK_PARAM = 230,
     parameter integer FRAC_BITS = 8,
     parameter integer RESET_MODE = 0,
+    parameter integer W_RUNTIME = 0,
     parameter W_FILE = "w.mem",
     parameter TH_FILE = "theta.mem",
     parameter B_FILE = "bias.mem"
@@ -45,17 +58,21 @@ module qsnn_layer #(
     input  wire ev_to_c,
     output reg  spk_valid,
     output reg  [((((N + P - 1) / P) > 1) ? $clog2((N + P - 1) / P) : 1)-1:0] spk_chunk,
-    output reg  [P-1:0] spk_mask
+    output reg  [P-1:0] spk_mask,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire wl_we,       // load port (W_RUNTIME = 1 only)
+    input  wire [(((N_IN * ((N + P - 1) / P)) > 1) ? $clog2(N_IN * ((N + P - 1) / P)) : 1)-1:0] wl_addr,
+    input  wire [P*WB-1:0] wl_data
+    /* verilator lint_on UNUSEDSIGNAL */
 );
     localparam integer K = (N + P - 1) / P;
     localparam integer KW = (K > 1) ? $clog2(K) : 1;
-    localparam integer IW = (N_IN > 1) ? $clog2(N_IN) : 1;
     localparam integer WD = N_IN * K;
     localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
     localparam integer PB = VB + WB + 1;                   // product bits
     localparam integer AB = ((MB > PB) ? MB : PB) + 1;     // adder bits
-    localparam signed [AB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
-    localparam signed [AB-1:0] MINV = -(1 <<< (MB - 1));
+    localparam signed [MB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
+    localparam signed [MB-1:0] MINV = -(1 <<< (MB - 1));
 
     localparam [2:0] S_IDLE = 3'd0, S_PROC = 3'd1, S_CLEAR = 3'd2, S_LOADV = 3'd3,
                      S_UPDATE = 3'd4;
@@ -70,65 +87,63 @@ module qsnn_layer #(
         if (VB < 1 || VB > 16) begin : g_bad_vb
             $error("qsnn_layer: VB must be 1..16");
         end
+        if (W_RUNTIME < 0 || W_RUNTIME > 1) begin : g_bad_wr
+            $error("qsnn_layer: W_RUNTIME must be 0 or 1");
+        end
     endgenerate
 
     // ---- memories ------------------------------------------------------------------
-    reg [P*WB-1:0] wmem [0:WD-1];
+    reg  [P*WB-1:0] w_rd;
+    reg  [WAW-1:0]  w_ra;        // running W address (stage 0)
+    generate
+        if (W_RUNTIME == 0) begin : g_wrom
+            reg [P*WB-1:0] wmem [0:WD-1];
+            initial $readmemh(W_FILE, wmem);
+            always @(posedge clk) w_rd <= wmem[w_ra];
+        end else begin : g_wram
+            // single port (iCE40 SPRAM-friendly): the load port owns it while it writes
+            reg [P*WB-1:0] wmem [0:WD-1];
+            wire [WAW-1:0] w_a = wl_we ? wl_addr : w_ra;
+            always @(posedge clk) begin
+                if (wl_we) wmem[w_a] <= wl_data;
+                else w_rd <= wmem[w_a];
+            end
+        end
+    endgenerate
+
     reg [P*MB-1:0] thmem [0:K-1];
     reg [P*MB-1:0] bmem [0:K-1];
     reg [P*MB-1:0] cmem [0:K-1];
     reg [P*MB-1:0] vmem [0:K-1];
     initial begin
-        $readmemh(W_FILE, wmem);
         $readmemh(TH_FILE, thmem);
         $readmemh(B_FILE, bmem);
     end
 
-    reg  [P*WB-1:0] w_rd;
     reg  [P*MB-1:0] th_rd, b_rd, c_rd, v_rd;
-    reg  [WAW-1:0]  w_ra;
-    reg  [KW-1:0]   ra;          // chunk read address (stage 0)
     reg             c_we, v_we;
-    reg  [KW-1:0]   wa;          // chunk write address (stage 1)
+    reg  [KW-1:0]   wa;          // chunk write address
     reg  [P*MB-1:0] c_wd, v_wd;
-
-    always @(posedge clk) begin
-        w_rd  <= wmem[w_ra];
-        th_rd <= thmem[ra];
-        b_rd  <= bmem[ra];
-        c_rd  <= cmem[ra];
-        v_rd  <= vmem[ra];
-        if (c_we) cmem[wa] <= c_wd;
-        if (v_we) vmem[wa] <= v_wd;
-    end
 
     // ---- control (stage 0) ---------------------------------------------------------
     reg [2:0]    state;
     reg [KW-1:0] chunk;
-    reg [IW-1:0] ev_j;
     reg [VB-1:0] ev_v;
     reg          ev_c;
+    // stage registers: p1 (W out), p2 (C/V out), p3/p4 (update only)
+    reg          p1_valid, p2_valid, p3_valid, p4_valid;
+    reg [2:0]    p1_kind, p2_kind;
+    reg [KW-1:0] p1_chunk, p2_chunk, p3_chunk, p4_chunk;
+    reg [VB-1:0] p1_v;
+    reg          p1_c, p2_c;
     wire last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
     wire accept = ev_valid && ev_ready;
-    assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update)
+    // an update/clear/loadv write still in flight (accumulates are forwarded instead)
+    wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
+                    || p3_valid || p4_valid;
+    assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update && !draining)
                       || (state == S_PROC && last);
-
-    // stage 1 registers
-    reg          p1_valid;
-    reg [2:0]    p1_kind;
-    reg [KW-1:0] p1_chunk;
-    reg [VB-1:0] p1_v;
-    reg          p1_c;
-    // forwarding of the previous stage-1 write to a read of the same chunk
-    reg          fwd_hit;
-    reg [P*MB-1:0] fwd_data;
-
-    assign busy = (state != S_IDLE) || p1_valid;
-
-    always @* begin
-        ra = chunk;
-        w_ra = ev_j * K[WAW-1:0] + {{(WAW - KW){1'b0}}, chunk};
-    end
+    assign busy = (state != S_IDLE) || p1_valid || p2_valid || p3_valid || p4_valid;
 
     // S_IDLE accepts an event (issued from the next cycle) or a command; S_PROC issues one
     // chunk per cycle and accepts the next event while issuing its last chunk.
@@ -136,20 +151,24 @@ module qsnn_layer #(
         if (rst) begin
             state <= S_IDLE;
             chunk <= {KW{1'b0}};
+            w_ra <= {WAW{1'b0}};
             p1_valid <= 1'b0;
-            ev_j <= {IW{1'b0}};
+            p2_valid <= 1'b0;
+            p3_valid <= 1'b0;
+            p4_valid <= 1'b0;
             ev_v <= {VB{1'b0}};
             ev_c <= 1'b0;
         end else begin
             p1_valid <= (state != S_IDLE);
-            p1_kind <= state;
-            p1_chunk <= chunk;
-            p1_v <= ev_v;
-            p1_c <= ev_c;
+            p2_valid <= p1_valid;
+            p3_valid <= p2_valid && p2_kind == S_UPDATE;
+            p4_valid <= p3_valid;
             if (accept) begin
-                ev_j <= ev_index;
                 ev_v <= ev_value;
                 ev_c <= ev_to_c;
+                w_ra <= ev_index * K[WAW-1:0];
+            end else if (state == S_PROC) begin
+                w_ra <= w_ra + 1'b1;
             end
             if (state == S_IDLE) begin
                 chunk <= {KW{1'b0}};
@@ -164,31 +183,68 @@ module qsnn_layer #(
                 chunk <= chunk + 1'b1;
             end
         end
+        p1_kind <= state;
+        p1_chunk <= chunk;
+        p1_v <= ev_v;
+        p1_c <= ev_c;
+        p2_kind <= p1_kind;
+        p2_chunk <= p1_chunk;
+        p2_c <= p1_c;
+        p3_chunk <= p2_chunk;
+        p4_chunk <= p3_chunk;
     end
 
-    // ---- stage 1: datapath ---------------------------------------------------------
-    wire [P*MB-1:0] v_cur = (fwd_hit && !p1_c) ? fwd_data : v_rd;
-    wire [P*MB-1:0] c_cur = (fwd_hit && p1_c) ? fwd_data : c_rd;
-    wire [P*MB-1:0] acc_in = p1_c ? c_cur : v_cur;
+    // ---- stage 1: products; C/V/theta/bias read ---------------------------------------
+    reg  [P*(PB)-1:0] p2_prod;
+    genvar g;
+    generate
+        for (g = 0; g < P; g = g + 1) begin : g_prod
+            wire signed [WB-1:0] w = w_rd[g*WB +: WB];
+            always @(posedge clk) p2_prod[g*PB +: PB] <= $signed({1'b0, p1_v}) * w;
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        th_rd <= thmem[p1_chunk];
+        b_rd  <= bmem[p1_chunk];
+        c_rd  <= cmem[p1_chunk];
+        v_rd  <= vmem[p1_chunk];
+        if (c_we) cmem[wa] <= c_wd;
+        if (v_we) vmem[wa] <= v_wd;
+    end
+
+    // forwarding: stage 2 writes chunk p2_chunk while stage 1 reads p1_chunk (same cycle)
+    reg            fwd_hit;
+    reg [P*MB-1:0] fwd_data;
+    always @(posedge clk) begin
+        fwd_hit <= p1_valid && p1_kind == S_PROC && p2_valid && p2_kind == S_PROC
+                   && p1_chunk == p2_chunk && p1_c == p2_c && !rst;
+        fwd_data <= p2_c ? c_wd : v_wd;
+    end
+
+    // ---- stage 2: accumulate; stages 2-4: lanes ----------------------------------------
+    wire [P*MB-1:0] v_cur = (fwd_hit && !p2_c) ? fwd_data : v_rd;
+    wire [P*MB-1:0] c_cur = (fwd_hit && p2_c) ? fwd_data : c_rd;
+    wire [P*MB-1:0] acc_in = p2_c ? c_cur : v_cur;
     wire [P*MB-1:0] acc_out;
     wire [P*MB-1:0] upd_v;
     wire [P-1:0]    upd_s;
 
-    genvar g;
     generate
         for (g = 0; g < P; g = g + 1) begin : g_lane
-            wire signed [WB-1:0] w = w_rd[g*WB +: WB];
-            wire signed [PB-1:0] prod = $signed({1'b0, p1_v}) * w;
+            wire signed [PB-1:0] prod = p2_prod[g*PB +: PB];
             wire signed [MB-1:0] a = acc_in[g*MB +: MB];
             wire signed [AB-1:0] sum = {{(AB - MB){a[MB-1]}}, a} + {{(AB - PB){prod[PB-1]}}, prod};
-            assign acc_out[g*MB +: MB] = (sum > MAXV) ? MAXV[MB-1:0] :
-                                         (sum < MINV) ? MINV[MB-1:0] : sum[MB-1:0];
+            // in range iff the bits above MB-1 are copies of the sign
+            wire [AB-MB:0] top = sum[AB-1:MB-1];
+            wire in_range = (&top) || !(|top);
+            assign acc_out[g*MB +: MB] = in_range ? sum[MB-1:0] : (sum[AB-1] ? MINV : MAXV);
             qsnn_lif_lane #(
                 .MB(MB), .LEAK_MULT(LEAK_MULT), .LEAK_PARAM(LEAK_PARAM),
                 .FRAC_BITS(FRAC_BITS), .RESET_MODE(RESET_MODE)
             ) u_lane (
-                .v(v_rd[g*MB +: MB]), .c(c_rd[g*MB +: MB]), .theta(th_rd[g*MB +: MB]),
-                .s(upd_s[g]), .v_next(upd_v[g*MB +: MB])
+                .clk(clk), .v(v_rd[g*MB +: MB]), .c(c_rd[g*MB +: MB]),
+                .theta(th_rd[g*MB +: MB]), .s(upd_s[g]), .v_next(upd_v[g*MB +: MB])
             );
         end
     endgenerate
@@ -196,14 +252,18 @@ module qsnn_layer #(
     always @* begin
         c_we = 1'b0;
         v_we = 1'b0;
-        wa = p1_chunk;
+        wa = p2_chunk;
         c_wd = acc_out;
         v_wd = acc_out;
-        if (p1_valid) begin
-            case (p1_kind)
+        if (p4_valid) begin
+            v_we = 1'b1;
+            wa = p4_chunk;
+            v_wd = upd_v;
+        end else if (p2_valid) begin
+            case (p2_kind)
                 S_PROC: begin
-                    c_we = p1_c;
-                    v_we = !p1_c;
+                    c_we = p2_c;
+                    v_we = !p2_c;
                 end
                 S_CLEAR: begin
                     c_we = 1'b1;
@@ -215,27 +275,16 @@ module qsnn_layer #(
                     v_we = 1'b1;
                     v_wd = c_rd;
                 end
-                S_UPDATE: begin
-                    v_we = 1'b1;
-                    v_wd = upd_v;
-                end
                 default: ;
             endcase
         end
     end
 
     always @(posedge clk) begin
-        fwd_hit <= p1_valid && p1_kind == S_PROC && state == S_PROC && (wa == ra)
-                   && ev_c == p1_c;
-        fwd_data <= p1_c ? c_wd : v_wd;
         spk_valid <= 1'b0;
-        spk_chunk <= p1_chunk;
+        spk_chunk <= p4_chunk;
         spk_mask <= upd_s;
-        if (rst) begin
-            fwd_hit <= 1'b0;
-        end else if (p1_valid && p1_kind == S_UPDATE) begin
-            spk_valid <= 1'b1;
-        end
+        if (!rst && p4_valid) spk_valid <= 1'b1;
     end
 endmodule
 `default_nettype wire

@@ -1,10 +1,14 @@
-// qsnn_lif_lane: the update of one LIF neuron (combinational), docs/hardware.md.
-//   U    = sat_MB(v)                       (v is already MB bits: identity, kept explicit)
+// qsnn_lif_lane: the update of one LIF neuron, pipelined (docs/hardware.md).
+//   U    = v                              (v is held in MB bits: sat_MB(v) = v)
 //   s    = (U > theta)                     strictly greater
 //   base = (RESET_MODE == 1 && s) ? 0 : U  zero reset
+//   a    = c - ((RESET_MODE == 0 && s) ? theta : 0)
 //   leak = U - (U >>> k)        (LEAK_MULT == 0, k = LEAK_PARAM)
 //        | (m * U) >>> F        (LEAK_MULT == 1, m = LEAK_PARAM, F = FRAC_BITS)
-//   v_next = sat_MB(leak(base) + c - ((RESET_MODE == 0 && s) ? theta : 0))
+//   v_next = sat_MB(leak(base) + a)
+// Pipeline (LATENCY = 2): cycle 0 (inputs): s, base, a -> registers; cycle 1: leak(base)
+// -> register; cycle 2: v_next = sat(leak + a) and s are valid (combinational outputs
+// of the cycle-1 registers). One neuron enters per cycle.
 `default_nettype none
 module qsnn_lif_lane #(
     parameter integer MB = 16,          // membrane bits
@@ -13,6 +17,7 @@ module qsnn_lif_lane #(
     parameter integer FRAC_BITS = 8,    // F (mult)
     parameter integer RESET_MODE = 0    // 0 subtract, 1 zero, 2 none
 ) (
+    input  wire                 clk,
     input  wire signed [MB-1:0] v,
     input  wire signed [MB-1:0] c,
     input  wire signed [MB-1:0] theta,
@@ -20,9 +25,9 @@ module qsnn_lif_lane #(
     output wire signed [MB-1:0] v_next
 );
     localparam integer XB = MB + FRAC_BITS + 2;  // leak product width
-    localparam integer SB = MB + 3;              // sum width
-    localparam signed [SB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
-    localparam signed [SB-1:0] MINV = -(1 <<< (MB - 1));
+    localparam integer SB = MB + 2;              // sum width (|leak| <= |U|, |a| < 2^MB)
+    localparam signed [MB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
+    localparam signed [MB-1:0] MINV = -(1 <<< (MB - 1));
 
     generate
         if (MB < 2 || MB > 32) begin : g_bad_mb
@@ -40,25 +45,43 @@ module qsnn_lif_lane #(
         end
     endgenerate
 
-    assign s = (v > theta);
-    wire signed [MB-1:0] base = (RESET_MODE == 1 && s) ? {MB{1'b0}} : v;
-
-    localparam integer MW = FRAC_BITS + 2;       // m <= 2^F as a signed operand
-    localparam [MW-1:0] M_W = LEAK_PARAM[MW-1:0];
-    wire signed [XB-1:0] base_x = {{(XB - MB){base[MB-1]}}, base};
-    wire signed [XB-1:0] m_x = {{(XB - MW){1'b0}}, M_W};
-    wire signed [XB-1:0] prod = base_x * m_x;
-    wire signed [XB-1:0] shifted = prod >>> FRAC_BITS;
-    wire signed [XB-1:0] sh_k = base_x >>> LEAK_PARAM;
-    // |leak(U)| <= |U|: the top bits are sign copies
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [XB-1:0] leak_x = (LEAK_MULT != 0) ? shifted : (base_x - sh_k);
-    /* verilator lint_on UNUSEDSIGNAL */
-
-    wire signed [SB-1:0] leak_s = leak_x[SB-1:0];
+    // ---- cycle 0: fire, reset base, addend (compare and c - theta in parallel) ---------
+    wire               s0 = (v > theta);
     wire signed [SB-1:0] c_s = {{(SB - MB){c[MB-1]}}, c};
     wire signed [SB-1:0] th_s = {{(SB - MB){theta[MB-1]}}, theta};
-    wire signed [SB-1:0] sum = leak_s + c_s - ((RESET_MODE == 0 && s) ? th_s : {SB{1'b0}});
-    assign v_next = (sum > MAXV) ? MAXV[MB-1:0] : (sum < MINV) ? MINV[MB-1:0] : sum[MB-1:0];
+    wire signed [SB-1:0] c_minus = c_s - th_s;
+    reg                s1;
+    reg  signed [MB-1:0] base1;
+    reg  signed [SB-1:0] a1;
+    always @(posedge clk) begin
+        s1 <= s0;
+        base1 <= (RESET_MODE == 1 && s0) ? {MB{1'b0}} : v;
+        a1 <= (RESET_MODE == 0 && s0) ? c_minus : c_s;
+    end
+
+    // ---- cycle 1: leak -------------------------------------------------------------------
+    localparam integer MW = FRAC_BITS + 2;       // m <= 2^F as a signed operand
+    localparam [MW-1:0] M_W = LEAK_PARAM[MW-1:0];
+    wire signed [XB-1:0] base_x = {{(XB - MB){base1[MB-1]}}, base1};
+    wire signed [XB-1:0] m_x = {{(XB - MW){1'b0}}, M_W};
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire signed [XB-1:0] leak_x = (LEAK_MULT != 0) ? ((base_x * m_x) >>> FRAC_BITS)
+                                                   : (base_x - (base_x >>> LEAK_PARAM));
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg                s2;
+    reg  signed [MB-1:0] leak2;                  // |leak(U)| <= |U|: fits MB bits
+    reg  signed [SB-1:0] a2;
+    always @(posedge clk) begin
+        s2 <= s1;
+        leak2 <= leak_x[MB-1:0];
+        a2 <= a1;
+    end
+
+    // ---- cycle 2: add, saturate (in range iff the bits above MB-1 are sign copies) --------
+    wire signed [SB-1:0] sum = {{(SB - MB){leak2[MB-1]}}, leak2} + a2;
+    wire [SB-MB:0] top = sum[SB-1:MB-1];
+    wire in_range = (&top) || !(|top);
+    assign v_next = in_range ? sum[MB-1:0] : (sum[SB-1] ? MINV : MAXV);
+    assign s = s2;
 endmodule
 `default_nettype wire

@@ -10,8 +10,9 @@ Expected values, per vector (v, c, theta) and lane config:
   gives U[0] = v (U[-1] = 0), step 1 gives U[1] = the lane's v_next and s[0] = the
   lane's s (the reset of step 1 is s[0]). Both must agree with each other and the RTL.
 
-Combinational: the inputs of one width (``MB`` from the run's env) are driven, then
-one ``Timer(1, "ns")`` per vector.
+Pipelined: one vector of one width (``MB`` from the run's env) enters per clock; its
+(s, v_next) must appear exactly LATENCY = 2 clocks later (back-to-back vectors also
+check that the stages do not mix neurons).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 import torch
-from cocotb.triggers import Timer
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge
 
-from benches.common import env_int, env_json, rng, seed
+from benches.common import CLK_NS, env_int, env_json, rng, seed
 from qsnn.export import golden
 from qsnn.export.ir import LIF
 
 RESET_NAMES = ("subtract", "zero", "none")
+LATENCY = 2
 
 
 def _node(cfg, mb: int, theta: np.ndarray) -> LIF:
@@ -108,11 +111,21 @@ async def lanes_vs_golden(dut):
     errors = []
     h_v, h_c, h_th = (getattr(dut, f"{name}_{mb}") for name in ("v", "c", "theta"))
     h_s, h_vn = getattr(dut, f"s_{mb}"), getattr(dut, f"v_next_{mb}")
-    for k, (vv, cc, tt) in enumerate(vecs):
-        h_v.value = vv & mask
-        h_c.value = cc & mask
-        h_th.value = tt & mask
-        await Timer(1, "ns")
+    cocotb.start_soon(Clock(dut.clk, CLK_NS, unit="ns").start())
+    await FallingEdge(dut.clk)
+    for step in range(len(vecs) + LATENCY):
+        if step < len(vecs):
+            vv, cc, tt = vecs[step]
+            h_v.value = vv & mask
+            h_c.value = cc & mask
+            h_th.value = tt & mask
+        await FallingEdge(dut.clk)
+        k = step - LATENCY + 1   # the vector whose result is on the outputs now
+        if k < 0:
+            continue
+        if k >= len(vecs):
+            break
+        vv, cc, tt = vecs[k]
         s_bits = int(h_s.value)
         vn_bits = int(h_vn.value)
         for i, cfg in enumerate(configs):

@@ -17,9 +17,11 @@ step t is x[t] = p + (number of events on j in step t), so the golden reference 
 Stimuli of the ``random`` layer stay inside the widths contract (no partial sum leaves
 MB bits, checked here from the golden membranes); the ``saturate`` layer has single-sign
 neurons, where the saturating accumulator equals the golden clamp at both ends.
-Handshake and timing are checked too: commands keep ``busy`` for K + 1 cycles, an event
-is accepted at max(request, previous accept + K), and ``busy`` falls K + 1 cycles after
-the last accept.
+Handshake and timing are checked too: clear/loadv keep ``busy`` for K + ACC_DRAIN cycles
+and update for K + UPD_DRAIN (``qsnn.hw.cycles``), an event is accepted at
+max(request, previous accept + K), and ``busy`` falls K + ACC_DRAIN cycles after the
+last accept. With ``W_RUNTIME = 1`` the bench first writes the weights through the load
+port (shuffled addresses, junk on the port while wl_we is low).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from cocotb.triggers import FallingEdge
 from benches.common import env_int, env_json, params, rng, seed, start
 from qsnn.export import golden
 from qsnn.export.ir import LIF, Linear
+from qsnn.hw.cycles import ACC_DRAIN, UPD_DRAIN
 
 RESET_NAMES = ("subtract", "zero", "none")
 
@@ -65,9 +68,40 @@ class Layer:
     async def setup(self) -> None:
         dut = self.dut
         for name in ("cmd_clear", "cmd_loadv", "cmd_update", "ev_valid", "ev_index",
-                     "ev_value", "ev_to_c"):
+                     "ev_value", "ev_to_c", "wl_we", "wl_addr", "wl_data"):
             getattr(dut, name).value = 0
         await start(dut)
+        await self.tick()
+        if int(params().get("W_RUNTIME", 0)):
+            await self.load_weights()
+
+    async def load_weights(self) -> None:
+        """Write every W word (word j*K + c: lane p = W[c*P + p][j]) through the load
+        port, in shuffled order with idle cycles carrying junk in between."""
+        dut, r = self.dut, rng("wload")
+        wmask = (1 << self.wb) - 1
+        words = []
+        for j in range(self.n_in):
+            for c in range(self.k):
+                word = 0
+                for lane in range(self.p):
+                    n = c * self.p + lane
+                    if n < self.n:
+                        word |= (int(self.w[n, j]) & wmask) << (lane * self.wb)
+                words.append(word)
+        order = list(range(len(words)))
+        r.shuffle(order)
+        for a in order:
+            if r.random() < 0.3:
+                dut.wl_we.value = 0
+                dut.wl_addr.value = r.randrange(len(words))
+                dut.wl_data.value = r.randrange(1 << (self.p * self.wb))
+                await self.tick()
+            dut.wl_we.value = 1
+            dut.wl_addr.value = a
+            dut.wl_data.value = words[a]
+            await self.tick()
+        dut.wl_we.value = 0
         await self.tick()
 
     async def tick(self) -> None:
@@ -115,7 +149,8 @@ class Layer:
         getattr(dut, f"cmd_{name}").value = 1
         await self.tick()
         getattr(dut, f"cmd_{name}").value = 0
-        await self.wait_idle(self.k + 1, f"cmd_{name}")
+        drain = UPD_DRAIN if name == "update" else ACC_DRAIN
+        await self.wait_idle(self.k + drain, f"cmd_{name}")
 
     async def send(self, events: list[tuple[int, int, int]], gaps: list[int], r,
                    where: str) -> None:
@@ -151,7 +186,8 @@ class Layer:
             self.stats["events"] += 1
         dut.ev_valid.value = 0
         if prev_accept is not None:
-            await self.wait_idle(self.k + 1 - (self.cycle - prev_accept), f"{where}: events")
+            await self.wait_idle(self.k + ACC_DRAIN - (self.cycle - prev_accept),
+                                 f"{where}: events")
 
     async def update(self, where: str) -> np.ndarray:
         """cmd_update; returns the reported spikes (K*P lanes)."""
