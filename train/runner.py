@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +185,17 @@ def log(info: DistInfo, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def train(cfg: RunConfig, out: str | Path, *, resume: bool = False,
-          force: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` into ``out``; returns the contents of ``result.json``."""
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool = False,
+          on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``out``; returns the contents of ``result.json``.
+
+    ``on_epoch(line)`` (optional) is called in every process after each epoch's metrics
+    line and checkpoints are saved; an exception from it stops the run there, leaving a
+    resumable ``last.pt`` (the sweep uses it to report to and be pruned by Optuna).
+    """
     out = Path(out)
     perf.keep_freed_memory()
     info = distributed.setup(cfg.train.device)
@@ -213,6 +222,8 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False,
                       f"val {val} ({line['seconds']:.1f}s)")
             if os.environ.get(KILL_ENV) == str(index + 1):
                 os.kill(os.getpid(), signal.SIGKILL)
+            if on_epoch is not None:
+                on_epoch(line)
         distributed.barrier()
         result = run.finish()
         log(info, f"test accuracy {result['test_accuracy']:.4f} "
