@@ -267,10 +267,10 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
     s = kinds.add_parser("schedules", help="LR-schedule ablation: precisions x schedules x seeds")
     s.add_argument("--config", default=DEFAULT_CONFIG, help="base config (default: %(default)s)")
     s.add_argument("--precisions", nargs="+", default=["fp32", "int4"], metavar="P",
-                   help="fp32, int2, int4, int8 (default: %(default)s)")
+                   help="fp32, int2, int4, int8 (default: fp32 int4)")
     s.add_argument("--schedules", nargs="+", default=["constant", "cosine", "cosine-restarts"],
                    metavar="S", help="constant, cosine, cosine-restarts, step "
-                   "(default: %(default)s)")
+                   "(default: constant cosine cosine-restarts)")
     s.add_argument("--seeds", nargs="+", default=["0", "1", "2"], metavar="N",
                    help="training seeds (default: 0 1 2)")
     s.add_argument("--epochs", type=int, help="override train.epochs")
