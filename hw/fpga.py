@@ -72,6 +72,7 @@ class Board:
     pll_pad: bool = False          # iCE40: the clock pin is the PLL's pad (SB_PLL40_PAD)
     bram_blocks: int = 0           # block RAMs and their bits (EBR 4 kbit, DP16KD 18 kbit)
     bram_block_bits: int = 0
+    spram_bits: int = 0            # iCE40 UltraPlus single-port RAM (4 x 256 kbit)
     luts: int = 0                  # LUT4s
     notes: str = ""
 
@@ -88,7 +89,7 @@ BOARDS: dict[str, Board] = {
         pins={"clk_in": "35", "uart_rx": "6", "uart_tx": "9", "led_busy": "11 (LEDR_N)",
               "led_ready": "37 (LEDG_N)"},
         led_active_low=True, loader="ice40_generic", pll_pad=True, bram_blocks=30,
-        bram_block_bits=4096, luts=5280,
+        bram_block_bits=4096, spram_bits=4 * 262144, luts=5280,
         notes="UART on the FTDI FT2232H channel B (second USB serial port)"),
     "ulx3s": Board(
         name="ulx3s", family="ecp5", device="LFE5U-85F-6BG381C",
@@ -373,25 +374,39 @@ def fit_error(board: Board, util: dict[str, dict[str, int]], log: str) -> str:
     return f"place and route failed for {board.name}: {_first_error(log)}"
 
 
-def weight_bits(params: dict[str, Any]) -> int:
-    """Bits of all weight ROMs of a generated design (neurons padded to K*P)."""
+def weight_bits(params: dict[str, Any], runtime: bool | None = None) -> int:
+    """Bits of the weight memories of a generated design (neurons padded to K*P): all of
+    them, or only the run-time-loaded (``runtime=True``) or ROM (``False``) ones."""
     return sum(int(p["n_in"]) * int(p["chunks"]) * int(p["lanes"]) * int(p["wb"])
-               for p in params["layers"])
+               for p in params["layers"]
+               if runtime is None or bool(p.get("w_runtime", 0)) == runtime)
 
 
 def precheck_fit(board: Board, params: dict[str, Any]) -> str | None:
     """The 'does not fit' message when the weights alone exceed every memory bit the device
-    has (all block RAM, plus 16 bits per LUT4 as ROM), so that synthesis is not even tried;
-    else None (nextpnr decides)."""
-    bits = weight_bits(params)
+    has, so that synthesis is not even tried; else None (nextpnr decides). ROM weights
+    (initialised by the bitstream) may use block RAM and LUTs (16 bits per LUT4);
+    run-time-loaded weights also the SPRAM."""
+    rom = weight_bits(params, runtime=False)
+    total = weight_bits(params)
     bram = board.bram_blocks * board.bram_block_bits
-    if not bram or bits <= bram + 16 * board.luts:
+    if not bram:
         return None
-    need = -(-bits // board.bram_block_bits)
-    return (f"design does not fit {board.device} ({board.name}): block RAM: the weights "
-            f"alone need {bits} bits = at least {need} blocks of {board.bram_block_bits} "
-            f"bits, the device has {board.bram_blocks} ({bram} bits; checked before "
-            "synthesis); use a smaller network or a larger board")
+    where = f"{board.device} ({board.name})"
+    if rom > bram + 16 * board.luts:
+        need = -(-rom // board.bram_block_bits)
+        hint = (f"; generate with qsnn hw --runtime-weights 0 to keep the first layer's "
+                f"weights in the {board.spram_bits} bits of SPRAM, loaded over the UART"
+                if board.spram_bits and total <= board.spram_bits + bram + 16 * board.luts
+                else "; use a smaller network or a larger board")
+        return (f"design does not fit {where}: block RAM: the ROM weights alone need {rom} "
+                f"bits = at least {need} blocks of {board.bram_block_bits} bits, the device "
+                f"has {board.bram_blocks} ({bram} bits; checked before synthesis){hint}")
+    if total > board.spram_bits + bram + 16 * board.luts:
+        return (f"design does not fit {where}: the weights need {total} bits, the device has "
+                f"{bram} bits of block RAM and {board.spram_bits} of SPRAM (checked before "
+                "synthesis); use a smaller network or a larger board")
+    return None
 
 
 def timing_error(report: dict[str, Any]) -> str:
@@ -424,9 +439,9 @@ def cycles_per_inference(hw_dir: Path, params: dict[str, Any], build_dir: Path |
     build_dir = Path(build_dir)
     if not (build_dir / "model.json").is_file():
         raise QsnnError(f"no IR in {build_dir}: run qsnn export")
-    ir_hash = hashlib.sha256((build_dir / "model.json").read_bytes()
-                             + (build_dir / "weights.npz").read_bytes()).hexdigest()
-    if params.get("ir_sha256") != ir_hash:
+    from qsnn.hw.generate import ir_sha256
+
+    if params.get("ir_sha256") != ir_sha256(build_dir):
         raise QsnnError(f"{hw_dir} is stale (the IR in {build_dir} changed since it was "
                         f"generated): run qsnn hw {build_dir} --lanes {params.get('lanes', 4)}")
     vfile = build_dir / "golden" / "vectors.npz"
@@ -522,7 +537,8 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
     # synthesis (cwd = hw_dir so that $readmemh finds the .mem files)
     sub = b.name
     files = " ".join(sources + [f"{sub}/{f}" for f in top_files])
-    synth = "synth_ice40" if b.family == "ice40" else "synth_ecp5"
+    # -spram: run-time-loaded weight RAMs (single port, no initial value) may become SPRAM
+    synth = "synth_ice40 -spram" if b.family == "ice40" else "synth_ecp5"
     script = (f"read_verilog -defer {files}; "
               f"{synth} -top board_top -json {sub}/synth.json; "
               f"tee -q -o {sub}/synth_stat.json stat -json")

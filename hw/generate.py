@@ -165,6 +165,7 @@ def top_verilog(graph: Graph, layers: list[LayerParams], ir_id: int = 0) -> str:
     classes = graph.classes
     nl = len(layers)
     in_bytes = n_in0 * (graph.time_steps if enc.encoding == "events" else 1)
+    cw = min(COUNT_BITS, max(1, graph.time_steps.bit_length()))
     rt = [p for p in layers if p.w_runtime]
     w_bytes = sum(p.w_words * p.w_word_bytes for p in rt)
     lines = [
@@ -263,10 +264,20 @@ def top_verilog(graph: Graph, layers: list[LayerParams], ir_id: int = 0) -> str:
     lines += [
         "",
         f"    assign b{last}_ready = 1'b1;",
-        f"    qsnn_readout #(.CLASSES({classes}), .CW({COUNT_BITS})) u_ro (",
+        "    // counters hold at most T spikes: CW = bits of T, zero-extended on m_counts",
+        f"    wire [{classes * cw - 1}:0] ro_counts;",
+        "    genvar gc;",
+        "    generate",
+        f"        for (gc = 0; gc < {classes}; gc = gc + 1) begin : g_counts",
+        f"            assign m_counts[gc*{COUNT_BITS} +: {COUNT_BITS}] ="
+        + (f" {{{COUNT_BITS - cw}'d0, ro_counts[gc*{cw} +: {cw}]}};" if cw < COUNT_BITS
+           else f" ro_counts[gc*{cw} +: {cw}];"),
+        "        end",
+        "    endgenerate",
+        f"    qsnn_readout #(.CLASSES({classes}), .CW({cw})) u_ro (",
         "        .clk(clk), .rst(rst), .clear(ro_clear),",
         f"        .inc(b{last}_valid), .inc_index(b{last}_index[{_iw(classes) - 1}:0]),",
-        "        .start(ro_start), .done(ro_done), .pred(m_pred), .counts(m_counts)",
+        "        .start(ro_start), .done(ro_done), .pred(m_pred), .counts(ro_counts)",
         "    );",
         "",
         f"    qsnn_sequencer #(.L(L), .T({graph.time_steps}),"
@@ -363,6 +374,13 @@ targets:
 """
 
 
+def ir_sha256(build_dir: Path) -> str:
+    """Hash of the IR files (model.json + weights.npz), recorded in params.json; its first
+    4 bytes are the design id the hardware reports (``info_id``)."""
+    return hashlib.sha256((build_dir / "model.json").read_bytes()
+                          + (build_dir / "weights.npz").read_bytes()).hexdigest()
+
+
 def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
              runtime_weights: tuple[int, ...] | str = ()) -> dict:
     """Write the design for the IR in ``build_dir`` into ``out``; returns params.json.
@@ -376,9 +394,7 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
     for p, lin, lif in zip(layers, lins, graph.lifs(), strict=True):
         mems.update(layer_mems(p, lin, lif))
     blob = weight_blob(mems, layers)
-    ir_hash = hashlib.sha256(
-        (Path(build_dir) / "model.json").read_bytes()
-        + (Path(build_dir) / "weights.npz").read_bytes()).hexdigest()
+    ir_hash = ir_sha256(Path(build_dir))
     params = {
         "name": graph.name, "ir_sha256": ir_hash, "lanes": lanes,
         "time_steps": graph.time_steps, "encoding": graph.input.encoding,

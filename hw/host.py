@@ -1,12 +1,21 @@
 """Host runtime for a board running ``qsnn_uart_top`` (``docs/hardware.md``, UART wrapper).
 
-Protocol (8N1; the board's ``CLKS_PER_BIT`` = clock / baud): the host sends one image,
-``params.json`` ``input_bytes`` bytes (:func:`encode_image`), and reads one byte, the
-prediction; the next image only after the prediction (the board buffers one byte).
-There is no framing or resynchronisation: after an aborted transfer (a partial image
-left in the board) reset the board before the next run.
+Protocol (8N1; the board's ``CLKS_PER_BIT`` = clock / baud), one command at a time, the
+host waiting for each answer (the board buffers one byte):
 
-:func:`run_on_port` streams test images of the IR's dataset (the golden vectors in
+- ``'?'`` (:func:`info_request`) -> 5 bytes: the design id (the first 4 bytes of the IR's
+  SHA-256) and a status byte, bit 0 = weights loaded (:func:`parse_info`);
+- ``'W'`` + ``weights.bin`` (:func:`weights_request`) -> ``'W'`` once written: designs
+  generated with ``qsnn hw --runtime-weights`` keep those layers' weights in RAM (iCE40
+  SPRAM) that the bitstream cannot initialise;
+- ``'I'`` + the image, ``params.json`` ``input_bytes`` bytes (:func:`image_request`,
+  :func:`encode_image`) -> 1 byte, the prediction.
+
+There is no resynchronisation inside a command: after an aborted transfer (a partial
+image left in the board) reset the board before the next run.
+
+:func:`run_on_port` checks the design id against the IR, loads the weights when the board
+says they are missing, streams test images of the IR's dataset (the golden vectors in
 ``<build>/golden/vectors.npz``, or the dataset's test split when more images are asked
 for), measures accuracy, agreement with the golden model and throughput including the
 UART time, and prints a summary.
@@ -27,6 +36,35 @@ from qsnn.errors import QsnnError
 ENCODINGS = ("direct", "rate", "events")
 DEFAULT_TIMEOUT_S = 5.0
 BITS_PER_BYTE = 10  # 8N1: start, 8 data, stop
+CMD_IMAGE, CMD_WEIGHTS, CMD_INFO = 0x49, 0x57, 0x3F
+INFO_BYTES = 5
+
+
+def image_request(frame: bytes) -> bytes:
+    """The bytes that classify one encoded image: ``'I'`` + the frame."""
+    return bytes([CMD_IMAGE]) + bytes(frame)
+
+
+def weights_request(blob: bytes) -> bytes:
+    """The bytes that load the run-time weights: ``'W'`` + ``weights.bin``."""
+    return bytes([CMD_WEIGHTS]) + bytes(blob)
+
+
+def info_request() -> bytes:
+    """The bytes that ask for the design id and status: ``'?'``."""
+    return bytes([CMD_INFO])
+
+
+def design_id(ir_sha256: str) -> int:
+    """The 32-bit id a design reports: the first 4 bytes of its IR's SHA-256."""
+    return int(ir_sha256[:8], 16)
+
+
+def parse_info(reply: bytes) -> tuple[int, bool]:
+    """(design id, weights loaded) from the 5-byte answer to ``'?'``."""
+    if len(reply) != INFO_BYTES:
+        raise QsnnError(f"info answer has {len(reply)} bytes, want {INFO_BYTES}")
+    return int.from_bytes(reply[:4], "big"), bool(reply[4] & 1)
 
 
 def encode_image(x: Any, encoding: str) -> bytes:
@@ -82,9 +120,15 @@ def _open(port: str, baud: int, timeout: float):
 
 
 def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
-                baud: int = 115200, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+                baud: int = 115200, timeout_s: float = DEFAULT_TIMEOUT_S,
+                hw_dir: str | Path | None = None, load_weights: bool = False
+                ) -> dict[str, Any]:
     """Classify ``images`` test images (None: the dataset's whole test split) on the board
     at ``port`` and compare with the golden model of the IR in ``build_dir``.
+
+    First the board's design id must equal the IR's; when the board reports its run-time
+    weights missing (or ``load_weights``), ``weights.bin`` of ``hw_dir`` (default
+    ``hw/build/<build name>``) is sent.
 
     ``timeout_s``: how long to wait for each prediction once its image is sent (the
     image's transmission time at ``baud`` is added). Prints a summary; returns
@@ -95,7 +139,7 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
     ``uart_limit_images_per_second`` (the UART's bound: baud / (10 · (input_bytes + 1))).
     """
     from qsnn.export import serialize
-    from qsnn.hw.verify import stimulus
+    from qsnn.hw.verify import ir_sha256, stimulus
 
     if images is not None and images < 1:
         raise QsnnError(f"--images {images}: must be at least 1")
@@ -113,11 +157,29 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
         raise QsnnError(f"test images have {len(frames[0])} bytes, the IR's input needs "
                         f"{nbytes}")
     classes = graph.classes
-    wait = timeout_s + BITS_PER_BYTE * nbytes / baud
+    want_id = design_id(ir_sha256(build_dir))
+    hw_dir = Path(hw_dir) if hw_dir is not None else Path("hw/build") / build_dir.name
+    wait = timeout_s + BITS_PER_BYTE * (nbytes + 1) / baud
     ser = _open(port, baud, wait)
     preds = np.empty(len(frames), dtype=np.int64)
+    weights_sent = 0
     try:
         ser.reset_input_buffer()
+        board_id, loaded = parse_info(_transact(ser, port, info_request(), INFO_BYTES,
+                                                timeout_s, "the info request"))
+        if board_id != want_id:
+            raise QsnnError(f"the board at {port} runs design {board_id:08x}, the IR in "
+                            f"{build_dir} is {want_id:08x}: program the board with this "
+                            "IR's bitstream (qsnn hw, qsnn bitstream, qsnn program)")
+        if load_weights or not loaded:
+            blob = _weights_blob(hw_dir, want_id)
+            ack = _transact(ser, port, weights_request(blob), 1,
+                            timeout_s + BITS_PER_BYTE * (len(blob) + 1) / baud,
+                            f"the weights ({len(blob)} bytes)")
+            if ack[0] != CMD_WEIGHTS:
+                raise QsnnError(f"{port} answered 0x{ack[0]:02x} to the weights, want "
+                                f"0x{CMD_WEIGHTS:02x}")
+            weights_sent = len(blob)
         t0 = time.perf_counter()
         for i, frame in enumerate(frames):
             preds[i] = _classify(ser, port, frame, wait, classes, i)
@@ -136,7 +198,8 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
         "golden_accuracy": float((want == labels[:n]).mean()),
         "mismatches": [int(i) for i in mismatches],
         "seconds": seconds,
-        "uart_limit_images_per_second": baud / (BITS_PER_BYTE * (nbytes + 1)),
+        "uart_limit_images_per_second": baud / (BITS_PER_BYTE * (nbytes + 2)),
+        "weights_bytes_sent": weights_sent,
     }
     print(f"{port} @ {baud} baud: {n} images, accuracy {100 * report['accuracy']:.2f}% "
           f"(golden model {100 * report['golden_accuracy']:.2f}%), agreement with the golden "
@@ -148,27 +211,57 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
     return report
 
 
+def _weights_blob(hw_dir: Path, want_id: int) -> bytes:
+    """``weights.bin`` of the generated design in ``hw_dir`` (checked against the IR)."""
+    import json
+
+    pfile = hw_dir / "params.json"
+    if not pfile.is_file():
+        raise QsnnError(f"the board needs its run-time weights but {hw_dir} holds no "
+                        "generated design: pass --hw (the qsnn hw output folder)")
+    params = json.loads(pfile.read_text())
+    if design_id(params.get("ir_sha256", "0" * 8)) != want_id:
+        raise QsnnError(f"{hw_dir} was generated from another IR: regenerate it with qsnn hw")
+    blob_file = hw_dir / "weights.bin"
+    if not blob_file.is_file():
+        raise QsnnError(f"the board reports its weights not loaded, but {hw_dir} has no "
+                        "weights.bin (design generated without --runtime-weights?)")
+    blob = blob_file.read_bytes()
+    if len(blob) != int(params.get("weight_bytes", -1)):
+        raise QsnnError(f"{blob_file} has {len(blob)} bytes, params.json says "
+                        f"{params.get('weight_bytes')}: regenerate it with qsnn hw")
+    return blob
+
+
+def _transact(ser, port: str, request: bytes, reply_len: int, wait: float,
+              what: str) -> bytes:
+    """Send ``request``, read exactly ``reply_len`` bytes within ``wait`` seconds."""
+    import serial
+
+    ser.timeout = wait
+    ser.write_timeout = wait
+    try:
+        ser.write(request)
+        got = ser.read(reply_len)
+    except serial.SerialTimeoutException:
+        raise QsnnError(f"writing {what} to {port} timed out after {_secs(wait)} s: is the "
+                        "board connected?") from None
+    except (serial.SerialException, OSError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise QsnnError(f"serial port {port} failed during {what}: {reason}") from None
+    if len(got) != reply_len:
+        raise QsnnError(f"no answer from {port} to {what} after {_secs(wait)} s: is the board "
+                        f"programmed? (check the baud rate, {ser.baudrate})")
+    return got
+
+
 def _secs(s: float) -> str:
     return f"{s:.1f}" if s >= 1 else f"{s:.2g}"
 
 
 def _classify(ser, port: str, frame: bytes, wait: float, classes: int, index: int) -> int:
     """Send one image, return the board's prediction byte."""
-    import serial
-
-    try:
-        ser.write(frame)
-        got = ser.read(1)
-    except serial.SerialTimeoutException:
-        raise QsnnError(f"writing to {port} timed out after {_secs(wait)} s (image {index}): is "
-                        "the board connected?") from None
-    except (serial.SerialException, OSError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise QsnnError(f"serial port {port} failed during image {index}: {reason}") from None
-    if not got:
-        raise QsnnError(f"no answer from {port} after {_secs(wait)} s: is the board programmed? "
-                        f"(image {index}; check the baud rate, {ser.baudrate})")
-    pred = got[0]
+    pred = _transact(ser, port, image_request(frame), 1, wait, f"image {index}")[0]
     if pred >= classes:
         raise QsnnError(f"{port} answered {pred} (0x{pred:02x}) for image {index}: outside the "
                         f"class range 0..{classes - 1} (wrong design or baud rate?)")

@@ -11,7 +11,6 @@ and the report names the first differing time step, layer and neuron.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -25,14 +24,9 @@ from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
 from qsnn.export.ir import Graph
 from qsnn.hw import cycles, simlib
+from qsnn.hw.generate import ir_sha256
 
 PERIOD_NS = 10
-
-
-def ir_sha256(build_dir: Path) -> str:
-    """Hash of the IR files, as recorded in params.json by ``qsnn hw``."""
-    return hashlib.sha256((build_dir / "model.json").read_bytes()
-                          + (build_dir / "weights.npz").read_bytes()).hexdigest()
 
 
 def fst_ok() -> bool:
@@ -135,6 +129,8 @@ def _run(runner, hw_dir: Path, stim: Path, out: Path, timeout: int, seed: int,
                               "QSNN_BACKPRESSURE": "1", "COCOTB_LOG_LEVEL": "WARNING"}
     if trace_image is not None:
         env["QSNN_TRACE_IMAGE"] = trace_image
+    if (hw_dir / "weights.bin").is_file():  # run-time weights: loaded through w_* first
+        env["QSNN_WEIGHTS"] = str(hw_dir / "weights.bin")
     simlib.run(runner, "net_bench", seed=seed, env=env, test_dir=hw_dir / "sim_run",
                files=sorted(hw_dir.glob("*.mem")), waves=waves, timeout_s=3600)
     return json.loads(out.read_text())

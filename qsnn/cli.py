@@ -180,7 +180,8 @@ def _run_board(args: argparse.Namespace) -> int:
     from qsnn.hw.host import run_on_port
 
     images = None if args.images == "all" else int(args.images)
-    run_on_port(args.port, args.build, images=images, baud=args.baud, timeout_s=args.timeout)
+    run_on_port(args.port, args.build, images=images, baud=args.baud, timeout_s=args.timeout,
+                hw_dir=args.hw, load_weights=args.load_weights)
     return 0
 
 
@@ -193,6 +194,10 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", default="64", type=_vectors, help="N or 'all'")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait per answer")
+    p.add_argument("--hw", help="generated design, for its weights.bin when the board needs "
+                                "run-time weights (default: hw/build/<name>)")
+    p.add_argument("--load-weights", action="store_true",
+                   help="send weights.bin even if the board reports its weights loaded")
     p.set_defaults(func=_run_board)
 
 

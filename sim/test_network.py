@@ -94,11 +94,24 @@ def test_rate_encoding_and_zero_reset_network(tmp_path, sim_seed) -> None:
     assert 1 / 1.1 <= rep["cycles_model_ratio"] <= 1.1
 
 
+def test_runtime_weights_network(digits_build, tmp_path, sim_seed) -> None:
+    """Every layer's weights in RAM, written through the w_* stream before the images
+    (P = 3: 12-bit words padded to 2 bytes in weights.bin)."""
+    params = generate(digits_build, tmp_path / "hw", lanes=3, runtime_weights="all")
+    assert params["runtime_weights"] == [0, 1]
+    assert params["weight_bytes"] == (64 * 43 + 128 * 4) * 2
+    assert (tmp_path / "hw" / "weights.bin").stat().st_size == params["weight_bytes"]
+    rep = verify(digits_build, tmp_path / "hw", images=None, seed=sim_seed)
+    assert rep["images"] == 360 and rep["mismatches"] == 0, rep["first_mismatch"]
+    assert 1 / 1.1 <= rep["cycles_model_ratio"] <= 1.1
+
+
 @pytest.mark.skipif(not FMNIST.exists(), reason="FashionMNIST not installed (make data)")
 def test_fashion_mnist_mlp_rtl_equals_golden(tmp_path, sim_seed) -> None:
+    """The iCEBreaker configuration: P = 4, first-layer weights loaded at run time."""
     build = _export(tmp_path, "fashion-mnist-mlp",
                     ["train.epochs=1", "data.max_train=6000"], 1000)
-    generate(build, tmp_path / "hw", lanes=16)
+    generate(build, tmp_path / "hw", lanes=4, runtime_weights=(0,))
     rep = verify(build, tmp_path / "hw", images=1000, seed=sim_seed)
     assert rep["images"] == 1000 and rep["mismatches"] == 0, rep["first_mismatch"]
     assert 1 / 1.1 <= rep["cycles_model_ratio"] <= 1.1

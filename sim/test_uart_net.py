@@ -1,5 +1,6 @@
-"""qsnn_uart_top end to end: the host's exact bytes as UART frames in, the golden
-model's predictions out (``hw/benches/uart_net_bench.py``).
+"""qsnn_uart_top end to end: the host's exact requests (``qsnn.hw.host``) as UART frames
+in, the design id, weight acknowledgements and the golden model's predictions out
+(``hw/benches/uart_net_bench.py``).
 
 A small generated design (pixel_max 255, so the stream covers every byte value) is built
 once with CLKS_PER_BIT = 8 in ``sim_build/`` (cached across runs: the IR and design are
@@ -19,7 +20,7 @@ from qsnn.export import golden, serialize
 from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
 from qsnn.export.runner import assign_widths
 from qsnn.hw import cycles, host
-from qsnn.hw.generate import generate
+from qsnn.hw.generate import generate, ir_sha256
 
 CPB = 8
 LANES = 4
@@ -45,39 +46,86 @@ def small_ir() -> Graph:
     return assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
 
 
-def design(g: Graph):
+def design(g: Graph, runtime_weights: tuple[int, ...] = ()):
     """(IR folder, design folder, params) in sim_build/gen/uart_net-<content hash>/."""
     tag = hashlib.sha256(json.dumps(serialize.to_json(g), sort_keys=True).encode()
                          + serialize.npz_bytes(serialize.arrays(g))).hexdigest()[:12]
     base = simlib.SIM_BUILD / "gen" / f"uart_net-{tag}"
     if not (base / "ir" / "model.json").is_file():
         serialize.save(g, base / "ir")
-    params = generate(base / "ir", base / "hw", lanes=LANES)
-    return base / "ir", base / "hw", params
+    hw = base / ("hw-rt" if runtime_weights else "hw")
+    params = generate(base / "ir", hw, lanes=LANES, runtime_weights=runtime_weights)
+    return base / "ir", hw, params
 
 
-def test_uart_top_classifies_host_bytes(sim_seed, tmp_path) -> None:
-    g = small_ir()
-    _, hw, params = design(g)
-    gen = torch.Generator().manual_seed(sim_seed)
-    x = torch.randint(0, 256, (IMAGES, 1, 4, 4), generator=gen, dtype=torch.int64)
-    x[0] = 0
-    x[1] = 255
-    res = golden.run(g, x)
-    frames = np.stack([np.frombuffer(host.encode_image(img, "direct"), np.uint8) for img in x])
-    assert frames.shape == (IMAGES, params["input_bytes"])
-    stim = tmp_path / "stimulus.npz"
-    np.savez(stim, frames=frames, predictions=res.predictions.numpy())
-    model = cycles.image_cycles(g, LANES, x)
+def replay(hw, requests: list[bytes], replies: list[int], timeout: int, seed: int,
+           tmp_path) -> dict:
+    """Send the requests through qsnn_uart_top (CLKS_PER_BIT = CPB); the answers."""
+    reqs = tmp_path / "requests.json"
+    reqs.write_text(json.dumps([{"send": r.hex(), "reply": n}
+                                for r, n in zip(requests, replies, strict=True)]))
     runner = simlib.build("qsnn_uart_top", [hw / f for f in
                                             (hw / "filelist_uart.f").read_text().split()],
                           {"CLKS_PER_BIT": CPB})
     out = tmp_path / "result.json"
-    simlib.run(runner, "uart_net_bench", seed=sim_seed, files=sorted(hw.glob("*.mem")),
-               env={"STIMULUS": str(stim), "RESULT": str(out),
-                    "TIMEOUT": 2 * max(model) + 1000}, timeout_s=300)
+    simlib.run(runner, "uart_net_bench", seed=seed, files=sorted(hw.glob("*.mem")),
+               env={"REQUESTS": str(reqs), "RESULT": str(out), "TIMEOUT": timeout},
+               timeout_s=300)
     got = json.loads(out.read_text())
-    assert got["predictions"] == res.predictions.tolist()
     assert got["errors"] == []
+    return got
+
+
+def images(sim_seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(sim_seed)
+    x = torch.randint(0, 256, (IMAGES, 1, 4, 4), generator=gen, dtype=torch.int64)
+    x[0] = 0
+    x[1] = 255
+    return x
+
+
+def test_uart_top_classifies_host_bytes(sim_seed, tmp_path) -> None:
+    """ROM weights: '?' says loaded; 'W' with no bytes is acknowledged; 'I' + image gives
+    the golden prediction; junk command bytes are ignored."""
+    g = small_ir()
+    ir, hw, params = design(g)
+    x = images(sim_seed)
+    res = golden.run(g, x)
+    frames = [host.encode_image(img, "direct") for img in x]
+    assert all(len(f) == params["input_bytes"] for f in frames)
+    model = cycles.image_cycles(g, LANES, x)
+    reqs = [host.info_request(), b"\x00Z", host.weights_request(b"")]
+    reqs += [host.image_request(f) for f in frames]
+    got = replay(hw, reqs, [host.INFO_BYTES, 0, 1] + [1] * IMAGES, 2 * max(model) + 1000,
+                 sim_seed, tmp_path)
+    ans = got["answers"]
+    want_id = host.design_id(ir_sha256(ir))
+    assert host.parse_info(bytes(ans[0])) == (want_id, True)
+    assert ans[1] == [] and ans[2] == [host.CMD_WEIGHTS]
+    assert [a[0] for a in ans[3:]] == res.predictions.tolist()
     # the core computes after the last byte: the answer never precedes the compute time
-    assert all(0 < lat <= 2 * max(model) for lat in got["latency_cycles"]), got
+    lat = got["latency_cycles"][3:]
+    assert all(0 < v <= 2 * max(model) for v in lat), lat
+
+
+def test_uart_top_runtime_weights(sim_seed, tmp_path) -> None:
+    """Run-time weights: '?' says not loaded, 'W' + weights.bin is acknowledged, then
+    '?' says loaded and images give the golden predictions; a second 'W' reloads."""
+    g = small_ir()
+    ir, hw, params = design(g, runtime_weights=(0, 1))
+    blob = (hw / "weights.bin").read_bytes()
+    assert len(blob) == params["weight_bytes"] == (16 * 3 + 12 * 1) * 2
+    x = images(sim_seed)[:4]
+    res = golden.run(g, x)
+    model = cycles.image_cycles(g, LANES, x)
+    frames = [host.image_request(host.encode_image(img, "direct")) for img in x]
+    reqs = [host.info_request(), host.weights_request(blob), host.info_request(),
+            *frames[:2], host.weights_request(blob), *frames[2:]]
+    replies = [host.INFO_BYTES, 1, host.INFO_BYTES, 1, 1, 1, 1, 1]
+    got = replay(hw, reqs, replies, 2 * max(model) + 1000, sim_seed, tmp_path)
+    ans = got["answers"]
+    want_id = host.design_id(ir_sha256(ir))
+    assert host.parse_info(bytes(ans[0])) == (want_id, False)
+    assert ans[1] == [host.CMD_WEIGHTS] == ans[5]
+    assert host.parse_info(bytes(ans[2])) == (want_id, True)
+    assert [ans[i][0] for i in (3, 4, 6, 7)] == res.predictions.tolist()

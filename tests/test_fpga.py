@@ -293,11 +293,18 @@ def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:
     params = {"name": "fm", "lanes": 4, "layers": layers}
     assert fpga.weight_bits(params) == 784 * 128 * 4 + 128 * 12 * 4
     msg = fpga.precheck_fit(fpga.BOARDS["icebreaker"], params)
-    assert msg == ("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: the weights "
-                   "alone need 407552 bits = at least 100 blocks of 4096 bits, the device has "
-                   "30 (122880 bits; checked before synthesis); use a smaller network or a "
-                   "larger board")
+    assert msg == ("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: the ROM "
+                   "weights alone need 407552 bits = at least 100 blocks of 4096 bits, the "
+                   "device has 30 (122880 bits; checked before synthesis); generate with qsnn "
+                   "hw --runtime-weights 0 to keep the first layer's weights in the 1048576 "
+                   "bits of SPRAM, loaded over the UART")
     assert fpga.precheck_fit(fpga.BOARDS["ulx3s"], params) is None    # nextpnr decides
+    # the first layer in run-time RAM: nextpnr decides (SPRAM)
+    rt = {**params, "layers": [{**layers[0], "w_runtime": 1}, layers[1]]}
+    assert fpga.precheck_fit(fpga.BOARDS["icebreaker"], rt) is None
+    assert fpga.weight_bits(rt, runtime=True) == 784 * 128 * 4
+    huge = {**params, "layers": [{**layers[0], "n_in": 4096, "w_runtime": 1}]}
+    assert "the weights need 2097152 bits" in fpga.precheck_fit(fpga.BOARDS["icebreaker"], huge)
     hw = tmp_path / "hw"
     hw.mkdir()
     (hw / "params.json").write_text(json.dumps(params))

@@ -1,8 +1,9 @@
 """The board host runtime (``qsnn.hw.host``) against a pseudo-terminal peer (no simulator).
 
-The peer thread plays the board: it reads ``input_bytes`` bytes per image from the pty
-master and answers with the golden model's prediction for exactly those bytes (or stays
-silent, or answers garbage).
+The peer thread plays the board's command protocol (``qsnn_uart_top``): ``'?'`` answers
+the design id and the weights-loaded flag, ``'W'`` takes ``weight_bytes`` bytes and
+acknowledges, ``'I'`` takes ``input_bytes`` bytes and answers with the golden model's
+prediction for exactly those bytes (or stays silent, or answers garbage).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from qsnn.export import golden, serialize
 from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
 from qsnn.export.runner import assign_widths
 from qsnn.hw import host
+from qsnn.hw.generate import generate, ir_sha256
 
 IMAGES = 12
 
@@ -66,11 +68,17 @@ def digits_graph() -> Graph:
 
 
 class Peer:
-    """A fake board on a pty: ``mode`` golden | silent | bad | wrong_even."""
+    """A fake board on a pty: ``mode`` golden | silent | bad | wrong_even | wrong_id;
+    ``weight_bytes`` > 0: a design with run-time weights (not loaded at start)."""
 
-    def __init__(self, graph: Graph, mode: str = "golden") -> None:
+    def __init__(self, graph: Graph, mode: str = "golden", ir_id: int = 0,
+                 weight_bytes: int = 0) -> None:
         self.graph, self.mode = graph, mode
         self.nbytes = host.input_bytes(graph)
+        self.ir_id = ir_id ^ (1 if mode == "wrong_id" else 0)
+        self.weight_bytes = weight_bytes
+        self.loaded = weight_bytes == 0
+        self.weights: list[bytes] = []
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)  # no echo / line editing even before pyserial configures it
         self.port = os.ttyname(self.slave)
@@ -100,11 +108,29 @@ class Peer:
                 buf += os.read(self.master, 4096)
             except OSError:
                 return
-            while len(buf) >= self.nbytes:
-                data, buf = buf[: self.nbytes], buf[self.nbytes :]
-                self.received.append(data)
-                if self.mode != "silent":
-                    os.write(self.master, bytes([self._answer(data)]))
+            while buf:
+                cmd = buf[0]
+                if cmd == host.CMD_INFO:
+                    buf = buf[1:]
+                    if self.mode != "silent":
+                        os.write(self.master, self.ir_id.to_bytes(4, "big")
+                                 + bytes([int(self.loaded)]))
+                elif cmd == host.CMD_WEIGHTS:
+                    if len(buf) < 1 + self.weight_bytes:
+                        break
+                    self.weights.append(buf[1 : 1 + self.weight_bytes])
+                    buf = buf[1 + self.weight_bytes :]
+                    self.loaded = True
+                    os.write(self.master, bytes([host.CMD_WEIGHTS]))
+                elif cmd == host.CMD_IMAGE:
+                    if len(buf) < 1 + self.nbytes:
+                        break
+                    data, buf = buf[1 : 1 + self.nbytes], buf[1 + self.nbytes :]
+                    self.received.append(data)
+                    if self.mode != "silent":
+                        os.write(self.master, bytes([self._answer(data)]))
+                else:  # the board ignores other command bytes
+                    buf = buf[1:]
 
     def close(self) -> None:
         self.stop.set()
@@ -117,8 +143,10 @@ class Peer:
 def peer(ir):
     made: list[Peer] = []
 
-    def make(mode: str = "golden", graph: Graph | None = None) -> Peer:
-        made.append(Peer(graph or serialize.load(ir), mode))
+    def make(mode: str = "golden", graph: Graph | None = None, build=None,
+             weight_bytes: int = 0) -> Peer:
+        ir_id = host.design_id(ir_sha256(build or ir))
+        made.append(Peer(graph or serialize.load(build or ir), mode, ir_id, weight_bytes))
         return made[-1]
 
     yield make
@@ -170,7 +198,8 @@ def test_run_on_port_reports(ir, peer, capsys) -> None:
     assert rep["accuracy"] == pytest.approx(8 / 12) == rep["golden_accuracy"]
     assert rep["images_per_second"] > 0 and rep["seconds"] > 0
     assert rep["port"] == p.port and rep["baud"] == 9600
-    assert rep["uart_limit_images_per_second"] == pytest.approx(9600 / (10 * 13))
+    assert rep["uart_limit_images_per_second"] == pytest.approx(9600 / (10 * 14))
+    assert rep["weights_bytes_sent"] == 0
     assert set(rep) >= {"images", "accuracy", "agreement", "images_per_second", "port", "baud"}
     out = capsys.readouterr().out
     assert "accuracy 66.67%" in out and "agreement" in out and "images/s" in out
@@ -188,7 +217,7 @@ def test_more_images_than_vectors_use_the_test_split(tmp_path, peer) -> None:
 
     test = load_dataset("digits").test
     build = _save(digits_graph(), tmp_path / "build", test.x[:3], test.y[:3].numpy())
-    p = peer(graph=serialize.load(build))
+    p = peer(build=build)
     rep = host.run_on_port(p.port, build, images=10, timeout_s=2)
     assert rep["images"] == 10 and rep["agreement"] == 1.0
     assert p.received == [test.x[i].numpy().tobytes() for i in range(10)]
@@ -210,11 +239,11 @@ def test_port_cannot_be_opened(ir, tmp_path) -> None:
 def test_silent_peer_times_out_quickly(ir, peer) -> None:
     p = peer("silent")
     t0 = time.perf_counter()
-    with pytest.raises(QsnnError, match=f"no answer from {p.port} after .* s: is the board "
-                                        "programmed"):
+    with pytest.raises(QsnnError, match=f"no answer from {p.port} to the info request after "
+                                        ".* s: is the board programmed"):
         host.run_on_port(p.port, ir, images=3, timeout_s=0.3)
     assert time.perf_counter() - t0 < 2
-    assert len(p.received) == 1  # no second image without an answer to the first
+    assert len(p.received) == 0  # no image without an answer to the info request
 
 
 def test_bad_prediction_byte(ir, peer) -> None:
@@ -229,3 +258,37 @@ def test_bad_arguments(ir) -> None:
         host.run_on_port("/dev/null", ir, images=0)
     with pytest.raises(QsnnError, match="no IR"):
         host.run_on_port("/dev/null", ir / "nothing", images=2)
+
+
+def test_wrong_design_on_the_board(ir, peer) -> None:
+    p = peer("wrong_id")
+    with pytest.raises(QsnnError, match=f"the board at {re.escape(p.port)} runs design "
+                                        "[0-9a-f]{8}, the IR in .* is [0-9a-f]{8}: program"):
+        host.run_on_port(p.port, ir, images=2, timeout_s=2)
+    assert p.received == []
+
+
+def test_runtime_weights_are_loaded_once(ir, peer, tmp_path) -> None:
+    """A design generated with --runtime-weights: the host sends weights.bin when the board
+    says they are missing (and again only when asked to)."""
+    hw = tmp_path / "hw"
+    params = generate(ir, hw, lanes=2, runtime_weights=(0,))
+    blob = (hw / "weights.bin").read_bytes()
+    assert len(blob) == params["weight_bytes"] > 0
+    p = peer(weight_bytes=len(blob))
+    rep = host.run_on_port(p.port, ir, images=4, timeout_s=2, hw_dir=hw)
+    assert p.weights == [blob] and rep["weights_bytes_sent"] == len(blob)
+    assert rep["agreement"] == 1.0 and len(p.received) == 4
+    rep = host.run_on_port(p.port, ir, images=2, timeout_s=2, hw_dir=hw)
+    assert len(p.weights) == 1 and rep["weights_bytes_sent"] == 0     # already loaded
+    host.run_on_port(p.port, ir, images=1, timeout_s=2, hw_dir=hw, load_weights=True)
+    assert len(p.weights) == 2
+
+
+def test_runtime_weights_missing(ir, peer, tmp_path) -> None:
+    p = peer(weight_bytes=10)
+    with pytest.raises(QsnnError, match="holds no generated design: pass --hw"):
+        host.run_on_port(p.port, ir, images=1, timeout_s=2, hw_dir=tmp_path / "nothing")
+    generate(ir, tmp_path / "rom", lanes=2)   # ROM design: no weights.bin
+    with pytest.raises(QsnnError, match="has no weights.bin"):
+        host.run_on_port(p.port, ir, images=1, timeout_s=2, hw_dir=tmp_path / "rom")

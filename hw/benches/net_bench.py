@@ -8,6 +8,9 @@ Environment (set by the pytest runner / ``qsnn verify``):
   QSNN_BACKPRESSURE  "1" to hold m_ready low for random stretches
   QSNN_TRACE_IMAGE   index of an image whose per-layer spike masks are recorded (one
                      monitor per layer, per-cycle Python for that image only)
+  QSNN_WEIGHTS   weights.bin of a design with run-time weights: after reset the bench
+                 checks w_loaded = 0, pulses w_start and drives the bytes on w_valid/
+                 w_data (with random gaps), then checks w_loaded = 1
 
 The hot path has no per-cycle Python: each image's bytes are driven one per clock (the
 stream), then the bench waits for ``m_valid`` with a single trigger.
@@ -33,9 +36,33 @@ async def reset(dut) -> None:
     dut.s_valid.value = 0
     dut.s_data.value = 0
     dut.m_ready.value = 0
+    dut.w_start.value = 0
+    dut.w_valid.value = 0
+    dut.w_data.value = 0
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 1)
+
+
+async def load_weights(dut, blob: bytes, gaps: random.Random) -> None:
+    """The weight stream: w_start, then every byte of ``blob`` while w_ready."""
+    await FallingEdge(dut.clk)
+    assert int(dut.w_loaded.value) == 0, "w_loaded before any weights were sent"
+    dut.w_start.value = 1
+    await FallingEdge(dut.clk)
+    dut.w_start.value = 0
+    for byte in blob:
+        if gaps.random() < 0.05:
+            dut.w_valid.value = 0
+            await ClockCycles(dut.clk, gaps.randint(1, 3))
+        dut.w_valid.value = 1
+        dut.w_data.value = byte
+        await RisingEdge(dut.clk)
+        while not dut.w_ready.value:
+            await RisingEdge(dut.clk)
+    dut.w_valid.value = 0
+    await ClockCycles(dut.clk, 2)
+    assert int(dut.w_loaded.value) == 1, "w_loaded low after the whole weight blob"
 
 
 async def send_image(dut, data: np.ndarray, gaps: random.Random | None = None) -> None:
@@ -97,6 +124,9 @@ async def run_network(dut) -> None:
     rng = random.Random(seed)
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     await reset(dut)
+    if os.environ.get("QSNN_WEIGHTS"):
+        with open(os.environ["QSNN_WEIGHTS"], "rb") as f:
+            await load_weights(dut, f.read(), random.Random(seed + 1))
     trace_image = int(os.environ.get("QSNN_TRACE_IMAGE", "-1"))
     results, trace, monitors = [], [], []
     for i in range(len(inputs)):

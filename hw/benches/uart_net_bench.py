@@ -1,20 +1,23 @@
-"""cocotb bench of ``qsnn_uart_top``: images as 8N1 frames on ``rx``, predictions from ``tx``.
+"""cocotb bench of ``qsnn_uart_top``: host requests as 8N1 frames on ``rx``, answers from ``tx``.
 
-The host protocol of ``docs/hardware.md`` (UART wrapper) exactly as ``qsnn.hw.host`` runs
-it: send one image's bytes, wait for the one-byte prediction, then the next image.
+A replayer of the host protocol of ``docs/hardware.md`` (UART wrapper): the pytest side
+builds the requests with ``qsnn.hw.host`` (``info_request``, ``weights_request``,
+``image_request``: the exact bytes ``qsnn run`` sends); the bench sends each request,
+waits for its answer (as the host does, one command at a time) and records it.
 
 Environment (``simlib.run(env=...)`` adds the ``QSNN_TB_`` prefix):
-  QSNN_TB_STIMULUS  .npz: ``frames`` uint8 [N, input_bytes] (the bytes
-                    ``qsnn.hw.host.encode_image`` produces), ``predictions`` [N] (golden)
-  QSNN_TB_RESULT    JSON written at the end: predictions, latency in cycles (end of the
-                    image's last stop bit to the prediction's start bit), monitor errors
-  QSNN_TB_TIMEOUT   cycles to wait for each prediction after its image is sent
-  QSNN_TB_SEED      seed of the random idle gaps between bytes and images
+  QSNN_TB_REQUESTS  JSON: [{"send": hex string, "reply": answer length in bytes}, ...]
+  QSNN_TB_RESULT    JSON written at the end: per request the answer bytes and the latency
+                    in cycles (end of the request's last stop bit to the first answer
+                    start bit), plus monitor errors
+  QSNN_TB_TIMEOUT   cycles to wait for each answer after its request is sent
+  QSNN_TB_SEED      seed of the random idle gaps between bytes and requests
   QSNN_TB_PARAMS    the build parameters (JSON): ``CLKS_PER_BIT``
 
 The rx line is driven by a coroutine one bit per ``CLKS_PER_BIT`` clocks (LSB first,
 random idle gaps of up to two bit times between some bytes); a monitor decodes ``tx``
-by sampling each bit in its middle and checks the start and stop bits.
+by sampling each bit in its middle and checks the start and stop bits. No byte may
+appear on tx before its request is complete, and none after the expected answer.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import os
 import random
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
@@ -93,9 +95,9 @@ class TxMonitor:
 
 
 @cocotb.test()
-async def uart_network(dut) -> None:
-    stim = np.load(_env("STIMULUS"))
-    frames, want = stim["frames"], stim["predictions"]
+async def uart_requests(dut) -> None:
+    with open(_env("REQUESTS")) as f:
+        requests = json.load(f)
     cpb = int(json.loads(_env("PARAMS", "{}")).get("CLKS_PER_BIT", 104))
     timeout = int(_env("TIMEOUT", "1000000"))
     rng = random.Random(int(_env("SEED", "1")))
@@ -109,33 +111,32 @@ async def uart_network(dut) -> None:
     assert int(dut.tx.value) == 1, "tx not idle (high) after reset"
 
     mon = TxMonitor(dut, cpb)
-    preds, latency = [], []
-    for i, frame in enumerate(frames):
-        data = frame.tolist()
+    answers, latency = [], []
+    for i, req in enumerate(requests):
+        data = bytes.fromhex(req["send"])
+        before = len(mon.got)
         for k, byte in enumerate(data):
-            await send_byte(dut, int(byte), cpb)
+            await send_byte(dut, byte, cpb)
             if k + 1 < len(data) and rng.random() < 0.3:  # idle gap of up to two bit times
                 await ClockCycles(dut.clk, rng.randrange(1, 2 * cpb))
         sent = cycle_now()
-        assert len(mon.got) == i, (
-            f"image {i}: {len(mon.got) - i} byte(s) on tx before the image was complete")
+        assert len(mon.got) == before, (
+            f"request {i}: {len(mon.got) - before} byte(s) on tx before it was complete")
+        want = before + int(req["reply"])
         try:
-            await mon.wait_for(i + 1, timeout + 10 * cpb)
+            await mon.wait_for(want, timeout + 10 * cpb * int(req["reply"]))
         except SimTimeoutError:
-            raise AssertionError(f"image {i}: no prediction on tx within "
-                                 f"{timeout + 10 * cpb} cycles after its last byte") from None
-        pred, start = mon.got[i]
-        preds.append(pred)
-        latency.append(start - sent)
-        if rng.random() < 0.5:  # the host may take a while before the next image
+            raise AssertionError(f"request {i}: {len(mon.got) - before} of {req['reply']} "
+                                 f"answer bytes within {timeout} cycles") from None
+        got = mon.got[before:want]
+        answers.append([b for b, _ in got])
+        latency.append(got[0][1] - sent if got else 0)
+        if rng.random() < 0.5:  # the host may take a while before the next request
             await ClockCycles(dut.clk, rng.randrange(1, 4 * cpb))
     await ClockCycles(dut.clk, 20 * cpb)
-    assert len(mon.got) == len(frames), (
-        f"{len(mon.got)} bytes on tx for {len(frames)} images")
+    total = sum(int(r["reply"]) for r in requests)
+    assert len(mon.got) == total, f"{len(mon.got)} bytes on tx, want {total}"
     mon.task.cancel()
     with open(_env("RESULT"), "w") as f:
-        json.dump({"predictions": preds, "latency_cycles": latency, "errors": mon.errors}, f)
+        json.dump({"answers": answers, "latency_cycles": latency, "errors": mon.errors}, f)
     assert not mon.errors, mon.errors
-    bad = [(i, p, int(w)) for i, (p, w) in enumerate(zip(preds, want.tolist(), strict=True))
-           if p != w]
-    assert not bad, f"(image, rtl, golden) differ: {bad}"

@@ -60,12 +60,40 @@ module qsnn_lif_lane #(
     end
 
     // ---- cycle 1: leak -------------------------------------------------------------------
-    localparam integer MW = FRAC_BITS + 2;       // m <= 2^F as a signed operand
-    localparam [MW-1:0] M_W = LEAK_PARAM[MW-1:0];
+    // m * U as a sum of shifted +-U over the canonical signed digits of m (m = 230:
+    // 256 - 32 + 8 - 2, three adders instead of a multiplier)
+    localparam integer MW = FRAC_BITS + 2;       // digits of m <= 2^F
+    function integer csd_digit(input integer m, input integer i);  // -1, 0 or +1
+        integer x, k, d;
+        begin
+            x = m;
+            d = 0;
+            for (k = 0; k <= i; k = k + 1) begin
+                d = (x % 2 == 0) ? 0 : 2 - (x % 4);
+                x = (x - d) / 2;
+            end
+            csd_digit = d;
+        end
+    endfunction
     wire signed [XB-1:0] base_x = {{(XB - MB){base1[MB-1]}}, base1};
-    wire signed [XB-1:0] m_x = {{(XB - MW){1'b0}}, M_W};
+    /* verilator lint_off UNOPTFLAT */
+    wire signed [XB-1:0] part [0:MW];            // part[i]: the digits below i summed
+    /* verilator lint_on UNOPTFLAT */
+    assign part[0] = {XB{1'b0}};
+    genvar gi;
+    generate
+        for (gi = 0; gi < MW; gi = gi + 1) begin : g_csd
+            if (LEAK_MULT != 0 && csd_digit(LEAK_PARAM, gi) == 1) begin : g_add
+                assign part[gi + 1] = part[gi] + (base_x <<< gi);
+            end else if (LEAK_MULT != 0 && csd_digit(LEAK_PARAM, gi) == -1) begin : g_sub
+                assign part[gi + 1] = part[gi] - (base_x <<< gi);
+            end else begin : g_zero
+                assign part[gi + 1] = part[gi];
+            end
+        end
+    endgenerate
     /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [XB-1:0] leak_x = (LEAK_MULT != 0) ? ((base_x * m_x) >>> FRAC_BITS)
+    wire signed [XB-1:0] leak_x = (LEAK_MULT != 0) ? (part[MW] >>> FRAC_BITS)
                                                    : (base_x - (base_x >>> LEAK_PARAM));
     /* verilator lint_on UNUSEDSIGNAL */
     reg                s2;
