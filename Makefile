@@ -11,6 +11,8 @@ NAME ?= $(basename $(notdir $(CONFIG)))
 RUN ?= runs/$(NAME)
 JOBS ?= 2
 LANES ?= 4
+RUNTIME_WEIGHTS ?=
+CLOCK ?=
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup train export hw verify bitstream test lint bench data clean help
@@ -32,15 +34,15 @@ train: $(STAMP)  ## train CONFIG (default configs/digits.yaml) into runs/<name>
 export: $(STAMP)  ## export runs/<name> to build/<name>
 	$(BIN)/qsnn export $(RUN)
 
-hw: $(STAMP)  ## generate the Verilog accelerator for build/<name> into hw/build/<name>
-	$(BIN)/qsnn hw build/$(NAME) --lanes $(LANES)
+hw: $(STAMP)  ## generate the accelerator for build/<name> into hw/build/<name> (LANES, RUNTIME_WEIGHTS)
+	$(BIN)/qsnn hw build/$(NAME) --lanes $(LANES) $(if $(RUNTIME_WEIGHTS),--runtime-weights $(RUNTIME_WEIGHTS))
 
 verify: $(STAMP)  ## simulate hw/build/<name> against the golden model on the test split
 	$(BIN)/qsnn verify build/$(NAME) --images all
 
 BOARD ?= icebreaker
-bitstream: $(STAMP)  ## bitstream of hw/build/<name> for BOARD (icebreaker, ulx3s, orangecrab)
-	$(BIN)/qsnn bitstream hw/build/$(NAME) --board $(BOARD)
+bitstream: $(STAMP)  ## bitstream of hw/build/<name> for BOARD (icebreaker, ulx3s, orangecrab) at CLOCK MHz
+	$(BIN)/qsnn bitstream hw/build/$(NAME) --board $(BOARD) $(if $(CLOCK),--clock-mhz $(CLOCK))
 
 test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + Verilator)
 	$(BIN)/python -m pytest tests sim -n $(JOBS) -q

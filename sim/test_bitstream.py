@@ -106,3 +106,33 @@ def test_ulx3s_bitstream(design, tmp_path) -> None:
     rep = fpga.bitstream(copy, "ulx3s", build_dir=build)
     assert rep["timing_met"] and rep["clock_mhz"] == 25.0
     assert rep["logic_cells_total"] > 80_000 and Path(rep["bitstream"]).suffix == ".bit"
+
+
+@pytest.mark.skipif(not _have("ice40"), reason="iCE40 toolchain (yowasp) not installed")
+def test_runtime_weights_go_to_spram(tmp_path) -> None:
+    """A 512 -> 64 first layer at P = 4 has 8192 x 16-bit weight words (128 kbit, more
+    than the UP5K's 30 EBR): generated with --runtime-weights 0 it places, the weights in
+    SPRAM (which the bitstream cannot initialise: they arrive over the UART)."""
+    from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
+
+    rng = np.random.default_rng(3)
+    nodes = (
+        Flatten("flatten0"),
+        Linear("fc0", 512, 64, 4, rng.integers(-7, 8, (64, 512)).astype(np.int8)),
+        LIF("lif0", (64,), "shift", 3, 8, "subtract", 16, np.full(64, 900, np.int32)),
+        Linear("fc1", 64, 4, 4, rng.integers(-7, 8, (4, 64)).astype(np.int8)),
+        LIF("lif1", (4,), "shift", 3, 8, "subtract", 12, np.full(4, 20, np.int32)),
+        Readout("readout", 4),
+    )
+    g = Graph("big", 4, InputEncoder("input", "direct", (1, 16, 32), 16), nodes,
+              {"dataset": "none"})
+    g = assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
+    serialize.save(g, tmp_path / "build")
+    x = torch.randint(0, 17, (4, 1, 16, 32), generator=torch.Generator().manual_seed(0))
+    (tmp_path / "build/golden").mkdir()
+    np.savez(tmp_path / "build/golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
+    params = generate(tmp_path / "build", tmp_path / "hw", lanes=4, runtime_weights=(0,))
+    assert params["weight_bytes"] == 512 * 16 * 2
+    rep = fpga.bitstream(tmp_path / "hw", "icebreaker", build_dir=tmp_path / "build")
+    assert rep["status"] == "ok" and rep["timing_met"]
+    assert rep["spram_used"] >= 1 and rep["bram_used"] <= rep["bram_total"]

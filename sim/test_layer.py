@@ -1,13 +1,13 @@
 """qsnn_layer: command/event sequences against ``qsnn.export.golden`` (``benches.layer_bench``).
 
-Per build (:data:`BUILDS`: N_IN = 12, N = 10 with P = 1, 4, 16, i.e. K = 10, 3, 1 -- K = 1
-exercises the write->read forwarding -- every reset mode, both leak forms, plus one odd
-shape with 8-bit weights; two builds with W_RUNTIME = 1 whose weights the bench writes
-through the load port instead), a random layer is drawn from the test seed and written as
-``$readmemh`` files by ``qsnn.hw.generate.layer_mems`` (the generator's own layout). Two
-layer kinds: ``random`` (weights over the whole int range, including +-max; sequences kept
-inside the widths contract) and ``saturate`` (single-sign neurons driven into both
-saturation ends, where the saturating accumulator still equals the golden clamp).
+Per build (:data:`BUILDS`: N_IN = 12, N = 10 with P = 1, 4, 5, 16, i.e. K = 10, 3, 2, 1 -- K
+= 1 and K = 2 exercise the two write->read forwarding paths -- every reset mode, both leak
+forms, plus one odd shape with 8-bit weights; two builds with W_RUNTIME = 1 whose weights
+the bench writes through the load port instead), a random layer is drawn from the test seed
+and written as ``$readmemh`` files by ``qsnn.hw.generate.layer_mems`` (the generator's own
+layout). Two layer kinds: ``random`` (weights over the whole int range, including +-max;
+sequences kept inside the widths contract) and ``saturate`` (single-sign neurons driven into
+both saturation ends, where the saturating accumulator still equals the golden clamp).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ BUILDS = {
                           LEAK_PARAM=128, FRAC_BITS=8, RESET_MODE=2),
     "P3-shift1-sub-wb8": dict(N_IN=5, N=7, P=3, WB=8, MB=16, VB=8, LEAK_MULT=0,
                               LEAK_PARAM=1, FRAC_BITS=8, RESET_MODE=0),
+    "P5-shift3-sub-K2": dict(N_IN=12, N=10, P=5, WB=4, MB=12, VB=8, LEAK_MULT=0,
+                             LEAK_PARAM=3, FRAC_BITS=8, RESET_MODE=0),
     "P4-m249-zero-runtime": dict(N_IN=12, N=10, P=4, WB=4, MB=12, VB=8, LEAK_MULT=1,
                                  LEAK_PARAM=249, FRAC_BITS=8, RESET_MODE=1, W_RUNTIME=1),
     "P16-m128-sub-runtime": dict(N_IN=12, N=10, P=16, WB=4, MB=12, VB=8, LEAK_MULT=1,

@@ -82,13 +82,14 @@ async def send_image(dut, data: np.ndarray, gaps: random.Random | None = None) -
 
 async def monitor_layer(dut, layer: int, log: list[dict]) -> None:
     """Record every update-pass chunk of layer ``layer``: the membrane U[t] it reads
-    (stage 1 of the pass) and the spike mask it reports (lane 0 first)."""
+    (stage 2 of the layer pipeline, where the RAM word is out) and the spike mask it
+    reports (lane 0 first)."""
     inst = getattr(dut, f"u_l{layer}")
     lanes = len(inst.spk_mask)
     mb = len(inst.v_rd) // lanes
     while True:
         await RisingEdge(dut.clk)
-        if inst.p1_valid.value == 1 and inst.p1_kind.value.to_unsigned() == UPDATE:
+        if inst.p2_valid.value == 1 and inst.p2_kind.value.to_unsigned() == UPDATE:
             v = inst.v_rd.value.to_unsigned()
             mem = [(v >> (b * mb)) & ((1 << mb) - 1) for b in range(lanes)]
             log.append({"layer": layer, "mem": [m - (1 << mb) if m >> (mb - 1) else m

@@ -11,6 +11,7 @@
 // Commands (one-cycle pulses while idle):
 //   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]             busy K + ACC_DRAIN cycles
 //   cmd_loadv : V[c] <- C[c]                                 busy K + ACC_DRAIN cycles
+//   (ACC_DRAIN = 3, UPD_DRAIN = 4: qsnn.hw.cycles)
 //   cmd_update: for every chunk, P qsnn_lif_lane's: s, V[c] <- v_next;
 //               spk_valid/spk_chunk/spk_mask report each chunk's spikes
 //                                                            busy K + UPD_DRAIN cycles
@@ -18,14 +19,16 @@
 //   to_c = 0: V[c] += v * W[.][j]   to_c = 1: C[c] += v * W[.][j]   (K cycles per event)
 //
 // Pipeline (one chunk per cycle):
-//   stage 0  control: chunk counter, W address (j*K + c, kept as a running counter)
+//   stage 0  control: chunk counter, W address j*K + c from registered j and c
 //   stage 1  W word out of its RAM; products v * W; C/V/theta/bias read issued
-//   stage 2  C/V/theta/bias out; accumulate: sum = acc + product, saturate, write;
+//   stage 2  C/V/theta/bias out; accumulate: sum = acc + product -> register;
 //            clear/loadv: write; update: lanes' cycle 0
-//   stage 3  update: lanes' cycle 1 (leak)
+//   stage 3  accumulate: saturate, write; update: lanes' cycle 1 (leak)
 //   stage 4  update: lanes' cycle 2: V write, spikes out (registered: spk_* one later)
-// A write-to-read forwarding register covers back-to-back events on the same chunk
-// (K = 1). Events are accepted only while no update/clear/loadv write is in flight.
+// Forwarding covers events that revisit a chunk before its write reached the RAM (K <= 2):
+// the stage-3 value (one event back, K = 1) or the value written in the previous cycle
+// (K = 2), newest first. Events are accepted only while no update/clear/loadv write is
+// in flight.
 // Stored values saturate to MB bits (never reached for an IR whose widths came from
 // qsnn.export.widths).
 `default_nettype none
@@ -69,6 +72,7 @@ module qsnn_layer #(
     localparam integer KW = (K > 1) ? $clog2(K) : 1;
     localparam integer WD = N_IN * K;
     localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
+    localparam integer IW = (N_IN > 1) ? $clog2(N_IN) : 1;
     localparam integer PB = VB + WB + 1;                   // product bits
     localparam integer AB = ((MB > PB) ? MB : PB) + 1;     // adder bits
     localparam signed [MB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
@@ -94,7 +98,7 @@ module qsnn_layer #(
 
     // ---- memories ------------------------------------------------------------------
     reg  [P*WB-1:0] w_rd;
-    reg  [WAW-1:0]  w_ra;        // running W address (stage 0)
+    wire [WAW-1:0]  w_ra;        // W address (stage 0): j * K + chunk
     generate
         if (W_RUNTIME == 0) begin : g_wrom
             reg [P*WB-1:0] wmem [0:WD-1];
@@ -130,17 +134,21 @@ module qsnn_layer #(
     reg [KW-1:0] chunk;
     reg [VB-1:0] ev_v;
     reg          ev_c;
+    reg [IW-1:0] ev_j;          // the event's input index, registered at accept
+    /* verilator lint_off WIDTH */
+    assign w_ra = ev_j * K + chunk;   // registered inputs only (the event's index is kept)
+    /* verilator lint_on WIDTH */
     // stage registers: p1 (W out), p2 (C/V out), p3/p4 (update only)
     reg          p1_valid, p2_valid, p3_valid, p4_valid;
-    reg [2:0]    p1_kind, p2_kind;
+    reg [2:0]    p1_kind, p2_kind, p3_kind;
     reg [KW-1:0] p1_chunk, p2_chunk, p3_chunk, p4_chunk;
     reg [VB-1:0] p1_v;
-    reg          p1_c, p2_c;
+    reg          p1_c, p2_c, p3_c;
     wire last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
     wire accept = ev_valid && ev_ready;
     // an update/clear/loadv write still in flight (accumulates are forwarded instead)
     wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
-                    || p3_valid || p4_valid;
+                    || (p3_valid && p3_kind != S_PROC) || p4_valid;
     assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update && !draining)
                       || (state == S_PROC && last);
     assign busy = (state != S_IDLE) || p1_valid || p2_valid || p3_valid || p4_valid;
@@ -151,7 +159,7 @@ module qsnn_layer #(
         if (rst) begin
             state <= S_IDLE;
             chunk <= {KW{1'b0}};
-            w_ra <= {WAW{1'b0}};
+            ev_j <= {IW{1'b0}};
             p1_valid <= 1'b0;
             p2_valid <= 1'b0;
             p3_valid <= 1'b0;
@@ -161,14 +169,12 @@ module qsnn_layer #(
         end else begin
             p1_valid <= (state != S_IDLE);
             p2_valid <= p1_valid;
-            p3_valid <= p2_valid && p2_kind == S_UPDATE;
-            p4_valid <= p3_valid;
+            p3_valid <= p2_valid;
+            p4_valid <= p3_valid && p3_kind == S_UPDATE;
             if (accept) begin
                 ev_v <= ev_value;
                 ev_c <= ev_to_c;
-                w_ra <= ev_index * K[WAW-1:0];
-            end else if (state == S_PROC) begin
-                w_ra <= w_ra + 1'b1;
+                ev_j <= ev_index;
             end
             if (state == S_IDLE) begin
                 chunk <= {KW{1'b0}};
@@ -190,7 +196,9 @@ module qsnn_layer #(
         p2_kind <= p1_kind;
         p2_chunk <= p1_chunk;
         p2_c <= p1_c;
+        p3_kind <= p2_kind;
         p3_chunk <= p2_chunk;
+        p3_c <= p2_c;
         p4_chunk <= p3_chunk;
     end
 
@@ -213,20 +221,32 @@ module qsnn_layer #(
         if (v_we) vmem[wa] <= v_wd;
     end
 
-    // forwarding: stage 2 writes chunk p2_chunk while stage 1 reads p1_chunk (same cycle)
-    reg            fwd_hit;
-    reg [P*MB-1:0] fwd_data;
+    // forwarding selects for the stage-2 accumulate, registered one cycle ahead:
+    //   sel_s3 : the chunk in stage 3 next cycle is the one stage 2 will add to (K = 1)
+    //   sel_fwd: the chunk stage 3 writes now is the one stage 1 reads now (K = 2; the
+    //            read sees the old word), so keep the written value for next cycle
+    wire p1_proc = p1_valid && p1_kind == S_PROC;
+    wire p2_proc = p2_valid && p2_kind == S_PROC;
+    reg            sel_s3, sel_fwd;
+    // write-port selects, decoded one stage ahead (one-hot: the passes never overlap)
+    reg            wr_acc, wr_clr, wr_ldv;
     always @(posedge clk) begin
-        fwd_hit <= p1_valid && p1_kind == S_PROC && p2_valid && p2_kind == S_PROC
-                   && p1_chunk == p2_chunk && p1_c == p2_c && !rst;
-        fwd_data <= p2_c ? c_wd : v_wd;
+        wr_acc <= p2_proc && !rst;
+        wr_clr <= p1_valid && p1_kind == S_CLEAR && !rst;
+        wr_ldv <= p1_valid && p1_kind == S_LOADV && !rst;
+    end
+    reg [P*MB-1:0] fwd_data;
+    wire [P*MB-1:0] acc_wd;                     // stage 3: saturated accumulate result
+    always @(posedge clk) begin
+        sel_s3 <= p1_proc && p2_proc && p1_chunk == p2_chunk && p1_c == p2_c && !rst;
+        sel_fwd <= p1_proc && wr_acc && p1_chunk == p3_chunk && p1_c == p3_c && !rst;
+        fwd_data <= acc_wd;
     end
 
-    // ---- stage 2: accumulate; stages 2-4: lanes ----------------------------------------
-    wire [P*MB-1:0] v_cur = (fwd_hit && !p2_c) ? fwd_data : v_rd;
-    wire [P*MB-1:0] c_cur = (fwd_hit && p2_c) ? fwd_data : c_rd;
-    wire [P*MB-1:0] acc_in = p2_c ? c_cur : v_cur;
-    wire [P*MB-1:0] acc_out;
+    // ---- stage 2: accumulate sum; stage 3: saturate; stages 2-4: lanes -----------------
+    wire [P*MB-1:0] acc_ram = p2_c ? c_rd : v_rd;
+    wire [P*MB-1:0] acc_in = sel_s3 ? acc_wd : (sel_fwd ? fwd_data : acc_ram);
+    reg  [P*AB-1:0] sum3;
     wire [P*MB-1:0] upd_v;
     wire [P-1:0]    upd_s;
 
@@ -234,11 +254,13 @@ module qsnn_layer #(
         for (g = 0; g < P; g = g + 1) begin : g_lane
             wire signed [PB-1:0] prod = p2_prod[g*PB +: PB];
             wire signed [MB-1:0] a = acc_in[g*MB +: MB];
-            wire signed [AB-1:0] sum = {{(AB - MB){a[MB-1]}}, a} + {{(AB - PB){prod[PB-1]}}, prod};
+            always @(posedge clk)
+                sum3[g*AB +: AB] <= {{(AB - MB){a[MB-1]}}, a} + {{(AB - PB){prod[PB-1]}}, prod};
             // in range iff the bits above MB-1 are copies of the sign
+            wire [AB-1:0] sum = sum3[g*AB +: AB];
             wire [AB-MB:0] top = sum[AB-1:MB-1];
             wire in_range = (&top) || !(|top);
-            assign acc_out[g*MB +: MB] = in_range ? sum[MB-1:0] : (sum[AB-1] ? MINV : MAXV);
+            assign acc_wd[g*MB +: MB] = in_range ? sum[MB-1:0] : (sum[AB-1] ? MINV : MAXV);
             qsnn_lif_lane #(
                 .MB(MB), .LEAK_MULT(LEAK_MULT), .LEAK_PARAM(LEAK_PARAM),
                 .FRAC_BITS(FRAC_BITS), .RESET_MODE(RESET_MODE)
@@ -249,35 +271,16 @@ module qsnn_layer #(
         end
     endgenerate
 
+    // one write per cycle: the passes never overlap (commands and events wait for idle)
+    //   update (stage 4) -> V;  accumulate (stage 3) -> C or V;  clear (stage 2) -> C, V;
+    //   loadv (stage 2) -> V
     always @* begin
-        c_we = 1'b0;
-        v_we = 1'b0;
-        wa = p2_chunk;
-        c_wd = acc_out;
-        v_wd = acc_out;
-        if (p4_valid) begin
-            v_we = 1'b1;
-            wa = p4_chunk;
-            v_wd = upd_v;
-        end else if (p2_valid) begin
-            case (p2_kind)
-                S_PROC: begin
-                    c_we = p2_c;
-                    v_we = !p2_c;
-                end
-                S_CLEAR: begin
-                    c_we = 1'b1;
-                    v_we = 1'b1;
-                    c_wd = b_rd;
-                    v_wd = b_rd;
-                end
-                S_LOADV: begin
-                    v_we = 1'b1;
-                    v_wd = c_rd;
-                end
-                default: ;
-            endcase
-        end
+        c_we = wr_clr || (wr_acc && p3_c);
+        v_we = p4_valid || wr_clr || wr_ldv || (wr_acc && !p3_c);
+        wa = p4_valid ? p4_chunk : (wr_acc ? p3_chunk : p2_chunk);
+        c_wd = ({(P*MB){wr_acc}} & acc_wd) | ({(P*MB){wr_clr}} & b_rd);
+        v_wd = ({(P*MB){p4_valid}} & upd_v) | ({(P*MB){wr_acc}} & acc_wd)
+               | ({(P*MB){wr_clr}} & b_rd) | ({(P*MB){wr_ldv}} & c_rd);
     end
 
     always @(posedge clk) begin
