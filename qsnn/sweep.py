@@ -176,7 +176,7 @@ def make_pruner(name: str, startup_trials: int) -> Any:
         raise QsnnError(f"unknown pruner '{name}' (valid: {', '.join(PRUNERS)})")
     if name == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=2)
 
 
 def trial_config(base: RunConfig, trial: Any, space: dict[str, Param], study: str,
