@@ -4,7 +4,7 @@ Trains every (precision, schedule, seed) combination of one base config, each as
 ordinary ``qsnn train`` run folder, then writes the summary. Layout of the experiment
 folder (default ``runs/experiments/<name>/``)::
 
-    experiment.json              format, version, config hash and base config
+    experiment.json              format, version, name, config hash and base config
     runs/<precision>-<schedule>-s<seed>/   one training run each (+ golden.json for integer
                                            hardware-aware precisions)
     results.json, results.md     per-run figures and mean ± std per cell
@@ -116,9 +116,13 @@ def cell_config(base: RunConfig, cell: Cell, name: str) -> RunConfig:
         f"train.seed={cell.seed}", f"name={name}-{cell.key}"])
 
 
-def open_folder(out: Path, base: RunConfig) -> None:
-    """Create ``out/experiment.json`` or check that the folder holds this experiment."""
-    state = {"format": FORMAT, "version": VERSION,
+def open_folder(out: Path, base: RunConfig, name: str) -> str:
+    """Create ``out/experiment.json`` or check that the folder holds this experiment.
+
+    Returns the experiment's name: ``name`` for a new folder, the stored one otherwise
+    (run names are part of each run's checkpointed config, so they must not change).
+    """
+    state = {"format": FORMAT, "version": VERSION, "name": name,
              "config_hash": fingerprint.config_hash(base, GRID_KEYS),
              "config": fingerprint.config_dict(base, GRID_KEYS)}
     path = out / STATE_FILE
@@ -136,11 +140,12 @@ def open_folder(out: Path, base: RunConfig) -> None:
                 f"experiment folder {out} was made from a different configuration "
                 f"({', '.join(diffs[:5]) or 'config'} differ; hash {saved['config_hash']} "
                 f"!= {state['config_hash']}); use another --out")
-        return
+        return str(saved.get("name", name))
     if out.exists() and any(out.iterdir()):
         raise QsnnError(f"{out} exists and is not an experiment folder (no {STATE_FILE})")
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(path, state)
+    return name
 
 
 def run_cell(cfg: RunConfig, run_dir: Path) -> tuple[dict[str, Any], str]:
@@ -199,8 +204,7 @@ def run_schedules(base: RunConfig, grid: Grid, out: str | Path, *, name: str | N
     from qsnn import experiment_plots, experiment_report
 
     out = Path(out)
-    name = name or base.name
-    open_folder(out, base)
+    name = open_folder(out, base, name or base.name)
     t0 = time.perf_counter()
     cells = grid.cells()
     records = []

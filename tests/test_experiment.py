@@ -101,9 +101,12 @@ def test_different_config_is_refused(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "different configuration" in err and "model.beta" in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    # the grid axes and the machine keys are not part of the configuration
+    # the grid axes and the machine keys are not part of the configuration; the folder
+    # keeps its name (run names are in each run's checkpointed config)
     assert main(cli(out, "--precisions", "fp32", "int4", "--schedules", "constant",
-                    "--seeds", "0", "--set", "train.device=cpu")) == 0
+                    "--seeds", "0", "--set", "train.device=cpu", "--name", "other")) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["experiment"] == "digits" and len(results["runs"]) == 2
 
 
 @pytest.mark.parametrize("flag, value, words", [
