@@ -4,8 +4,8 @@ Cycles per image, from the first input byte to ``m_valid``, as a transaction-lev
 of ``hw/rtl`` (K_l = ceil(N_l / P)):
 
     cycles = B                                   input bytes, one per cycle
-           + O_START + (K_max + 3)               clear pass (all layers at once)
-           + [direct] scan(pixels, K_0) + O_PHASE + (K_0 + 3) + O_PHASE     MAC, V <- C
+           + O_START + (K_max + 4)               clear pass (all layers at once)
+           + [direct] scan(pixels, K_0) + O_PHASE + (K_0 + 4) + O_PHASE     MAC, V <- C
            + sum_t ( [rate/events] scan(frame t, K_0) + O_PHASE
                      + sum_l ( (K_l + 4) + O_PHASE                           update pass
                                + buf(l, t) + O_PHASE ) )                     spikes -> l+1
@@ -18,7 +18,7 @@ per K cycles); the phase ends when the layer has written the last event's last c
 ``buf(l, t)``: the spike buffer walks layer l's K_l chunks, one cycle per chunk without
 spikes, each spike waiting for the consumer (layer l+1: K_{l+1} cycles per event; the
 readout counters of the last layer: one per cycle). O_* are the fixed handshake
-overheads of the sequencer (registered start pulse, busy/idle check); the +3 / +4 are the
+overheads of the sequencer (registered start pulse, busy/idle check); the +4 are the
 layer pipeline's drain (ACC_DRAIN, UPD_DRAIN: a pass is busy K + drain cycles).
 
 The simulation (``qsnn verify``) reports measured cycles and their ratio to this model.
@@ -40,10 +40,10 @@ from qsnn.lfsr import rate_spikes, rate_table
 O_START = 3
 O_PHASE = 2
 O_END = 4
-#: pipeline stages of qsnn_layer after a pass's last issued chunk: accumulate writes in
-#: stage 3 (clear and loadv in stage 2, but keep the layer busy through stage 3); the
-#: update's lanes write in stage 4
-ACC_DRAIN = 3
+#: pipeline stages of qsnn_layer after a pass's last issued chunk: accumulate and update
+#: write in stage 4 (clear and loadv in stage 2, but every pass keeps the layer busy
+#: through stage 4)
+ACC_DRAIN = 4
 UPD_DRAIN = 4
 
 

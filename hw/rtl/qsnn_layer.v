@@ -11,7 +11,7 @@
 // Commands (one-cycle pulses while idle):
 //   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]             busy K + ACC_DRAIN cycles
 //   cmd_loadv : V[c] <- C[c]                                 busy K + ACC_DRAIN cycles
-//   (ACC_DRAIN = 3, UPD_DRAIN = 4: qsnn.hw.cycles)
+//   (ACC_DRAIN = UPD_DRAIN = 4: qsnn.hw.cycles)
 //   cmd_update: for every chunk, P qsnn_lif_lane's: s, V[c] <- v_next;
 //               spk_valid/spk_chunk/spk_mask report each chunk's spikes
 //                                                            busy K + UPD_DRAIN cycles
@@ -20,13 +20,14 @@
 //
 // Pipeline (one chunk per cycle):
 //   stage 0  control: chunk counter, W address j*K + c from registered j and c
-//   stage 1  W word out of its RAM; products v * W; C/V/theta/bias read issued
-//   stage 2  C/V/theta/bias out; accumulate: sum = acc + product -> register;
-//            clear/loadv: write; update: lanes' cycle 0
-//   stage 3  accumulate: saturate, write; update: lanes' cycle 1 (leak)
-//   stage 4  update: lanes' cycle 2: V write, spikes out (registered: spk_* one later)
+//   stage 1  W word out of its RAM -> register; update/clear/loadv: C/V/theta/bias read
+//   stage 2  accumulate: products v * W -> register, C/V read issued;
+//            update: lanes' cycle 0; clear/loadv: write
+//   stage 3  accumulate: sum = acc + product -> register; update: lanes' cycle 1 (leak)
+//   stage 4  accumulate: saturate, write; update: lanes' cycle 2: V write, spikes out
+//            (registered: spk_* one cycle later)
 // Forwarding covers events that revisit a chunk before its write reached the RAM (K <= 2):
-// the stage-3 value (one event back, K = 1) or the value written in the previous cycle
+// the stage-4 value (one event back, K = 1) or the value written in the previous cycle
 // (K = 2), newest first. Events are accepted only while no update/clear/loadv write is
 // in flight.
 // Stored values saturate to MB bits (never reached for an IR whose widths came from
@@ -138,17 +139,17 @@ module qsnn_layer #(
     /* verilator lint_off WIDTH */
     assign w_ra = ev_j * K + chunk;   // registered inputs only (the event's index is kept)
     /* verilator lint_on WIDTH */
-    // stage registers: p1 (W out), p2 (C/V out), p3/p4 (update only)
+    // stage registers p1 .. p4 (stage n holds the chunk issued n cycles ago)
     reg          p1_valid, p2_valid, p3_valid, p4_valid;
-    reg [2:0]    p1_kind, p2_kind, p3_kind;
+    reg [2:0]    p1_kind, p2_kind, p3_kind, p4_kind;
     reg [KW-1:0] p1_chunk, p2_chunk, p3_chunk, p4_chunk;
-    reg [VB-1:0] p1_v;
-    reg          p1_c, p2_c, p3_c;
+    reg [VB-1:0] p1_v, p2_v;
+    reg          p1_c, p2_c, p3_c, p4_c;
     wire last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
     wire accept = ev_valid && ev_ready;
     // an update/clear/loadv write still in flight (accumulates are forwarded instead)
     wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
-                    || (p3_valid && p3_kind != S_PROC) || p4_valid;
+                    || (p3_valid && p3_kind != S_PROC) || (p4_valid && p4_kind != S_PROC);
     assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update && !draining)
                       || (state == S_PROC && last);
     assign busy = (state != S_IDLE) || p1_valid || p2_valid || p3_valid || p4_valid;
@@ -170,7 +171,7 @@ module qsnn_layer #(
             p1_valid <= (state != S_IDLE);
             p2_valid <= p1_valid;
             p3_valid <= p2_valid;
-            p4_valid <= p3_valid && p3_kind == S_UPDATE;
+            p4_valid <= p3_valid;
             if (accept) begin
                 ev_v <= ev_value;
                 ev_c <= ev_to_c;
@@ -195,69 +196,79 @@ module qsnn_layer #(
         p1_c <= ev_c;
         p2_kind <= p1_kind;
         p2_chunk <= p1_chunk;
+        p2_v <= p1_v;
         p2_c <= p1_c;
         p3_kind <= p2_kind;
         p3_chunk <= p2_chunk;
         p3_c <= p2_c;
+        p4_kind <= p3_kind;
         p4_chunk <= p3_chunk;
+        p4_c <= p3_c;
     end
 
-    // ---- stage 1: products; C/V/theta/bias read ---------------------------------------
-    reg  [P*(PB)-1:0] p2_prod;
+    // ---- stage 1: W word registered (deep ROM cascades: no logic after the RAM) ------
+    reg  [P*WB-1:0] w_q;
+    always @(posedge clk) w_q <= w_rd;
+
+    // ---- stage 2: products; C/V read (accumulate one stage later than the others) ----
+    reg  [P*(PB)-1:0] p3_prod;
     genvar g;
     generate
         for (g = 0; g < P; g = g + 1) begin : g_prod
-            wire signed [WB-1:0] w = w_rd[g*WB +: WB];
-            always @(posedge clk) p2_prod[g*PB +: PB] <= $signed({1'b0, p1_v}) * w;
+            wire signed [WB-1:0] w = w_q[g*WB +: WB];
+            always @(posedge clk) p3_prod[g*PB +: PB] <= $signed({1'b0, p2_v}) * w;
         end
     endgenerate
 
+    wire p2_proc = p2_valid && p2_kind == S_PROC;
+    // the passes never overlap: while an accumulate is in stage 2, stage 1 holds none else
+    wire [KW-1:0] ra = p2_proc ? p2_chunk : p1_chunk;
     always @(posedge clk) begin
-        th_rd <= thmem[p1_chunk];
-        b_rd  <= bmem[p1_chunk];
-        c_rd  <= cmem[p1_chunk];
-        v_rd  <= vmem[p1_chunk];
+        th_rd <= thmem[ra];
+        b_rd  <= bmem[ra];
+        c_rd  <= cmem[ra];
+        v_rd  <= vmem[ra];
         if (c_we) cmem[wa] <= c_wd;
         if (v_we) vmem[wa] <= v_wd;
     end
 
-    // forwarding selects for the stage-2 accumulate, registered one cycle ahead:
-    //   sel_s3 : the chunk in stage 3 next cycle is the one stage 2 will add to (K = 1)
-    //   sel_fwd: the chunk stage 3 writes now is the one stage 1 reads now (K = 2; the
+    // forwarding selects for the stage-3 accumulate, registered one cycle ahead:
+    //   sel_s4 : the chunk in stage 4 next cycle is the one stage 3 will add to (K = 1)
+    //   sel_fwd: the chunk stage 4 writes now is the one stage 2 reads now (K = 2; the
     //            read sees the old word), so keep the written value for next cycle
-    wire p1_proc = p1_valid && p1_kind == S_PROC;
-    wire p2_proc = p2_valid && p2_kind == S_PROC;
-    reg            sel_s3, sel_fwd;
+    wire p3_proc = p3_valid && p3_kind == S_PROC;
+    reg            sel_s4, sel_fwd;
     // write-port selects, decoded one stage ahead (one-hot: the passes never overlap)
-    reg            wr_acc, wr_clr, wr_ldv;
+    reg            wr_acc, wr_upd, wr_clr, wr_ldv;
     always @(posedge clk) begin
-        wr_acc <= p2_proc && !rst;
+        wr_acc <= p3_proc && !rst;
+        wr_upd <= p3_valid && p3_kind == S_UPDATE && !rst;
         wr_clr <= p1_valid && p1_kind == S_CLEAR && !rst;
         wr_ldv <= p1_valid && p1_kind == S_LOADV && !rst;
     end
     reg [P*MB-1:0] fwd_data;
-    wire [P*MB-1:0] acc_wd;                     // stage 3: saturated accumulate result
+    wire [P*MB-1:0] acc_wd;                     // stage 4: saturated accumulate result
     always @(posedge clk) begin
-        sel_s3 <= p1_proc && p2_proc && p1_chunk == p2_chunk && p1_c == p2_c && !rst;
-        sel_fwd <= p1_proc && wr_acc && p1_chunk == p3_chunk && p1_c == p3_c && !rst;
+        sel_s4 <= p2_proc && p3_proc && p2_chunk == p3_chunk && p2_c == p3_c && !rst;
+        sel_fwd <= p2_proc && wr_acc && p2_chunk == p4_chunk && p2_c == p4_c && !rst;
         fwd_data <= acc_wd;
     end
 
-    // ---- stage 2: accumulate sum; stage 3: saturate; stages 2-4: lanes -----------------
-    wire [P*MB-1:0] acc_ram = p2_c ? c_rd : v_rd;
-    wire [P*MB-1:0] acc_in = sel_s3 ? acc_wd : (sel_fwd ? fwd_data : acc_ram);
-    reg  [P*AB-1:0] sum3;
+    // ---- stage 3: accumulate sum; stage 4: saturate; stages 2-4: lanes -----------------
+    wire [P*MB-1:0] acc_ram = p3_c ? c_rd : v_rd;
+    wire [P*MB-1:0] acc_in = sel_s4 ? acc_wd : (sel_fwd ? fwd_data : acc_ram);
+    reg  [P*AB-1:0] sum4;
     wire [P*MB-1:0] upd_v;
     wire [P-1:0]    upd_s;
 
     generate
         for (g = 0; g < P; g = g + 1) begin : g_lane
-            wire signed [PB-1:0] prod = p2_prod[g*PB +: PB];
+            wire signed [PB-1:0] prod = p3_prod[g*PB +: PB];
             wire signed [MB-1:0] a = acc_in[g*MB +: MB];
             always @(posedge clk)
-                sum3[g*AB +: AB] <= {{(AB - MB){a[MB-1]}}, a} + {{(AB - PB){prod[PB-1]}}, prod};
+                sum4[g*AB +: AB] <= {{(AB - MB){a[MB-1]}}, a} + {{(AB - PB){prod[PB-1]}}, prod};
             // in range iff the bits above MB-1 are copies of the sign
-            wire [AB-1:0] sum = sum3[g*AB +: AB];
+            wire [AB-1:0] sum = sum4[g*AB +: AB];
             wire [AB-MB:0] top = sum[AB-1:MB-1];
             wire in_range = (&top) || !(|top);
             assign acc_wd[g*MB +: MB] = in_range ? sum[MB-1:0] : (sum[AB-1] ? MINV : MAXV);
@@ -272,14 +283,14 @@ module qsnn_layer #(
     endgenerate
 
     // one write per cycle: the passes never overlap (commands and events wait for idle)
-    //   update (stage 4) -> V;  accumulate (stage 3) -> C or V;  clear (stage 2) -> C, V;
+    //   update (stage 4) -> V;  accumulate (stage 4) -> C or V;  clear (stage 2) -> C, V;
     //   loadv (stage 2) -> V
     always @* begin
-        c_we = wr_clr || (wr_acc && p3_c);
-        v_we = p4_valid || wr_clr || wr_ldv || (wr_acc && !p3_c);
-        wa = p4_valid ? p4_chunk : (wr_acc ? p3_chunk : p2_chunk);
+        c_we = wr_clr || (wr_acc && p4_c);
+        v_we = wr_upd || wr_clr || wr_ldv || (wr_acc && !p4_c);
+        wa = (wr_upd || wr_acc) ? p4_chunk : p2_chunk;
         c_wd = ({(P*MB){wr_acc}} & acc_wd) | ({(P*MB){wr_clr}} & b_rd);
-        v_wd = ({(P*MB){p4_valid}} & upd_v) | ({(P*MB){wr_acc}} & acc_wd)
+        v_wd = ({(P*MB){wr_upd}} & upd_v) | ({(P*MB){wr_acc}} & acc_wd)
                | ({(P*MB){wr_clr}} & b_rd) | ({(P*MB){wr_ldv}} & c_rd);
     end
 
@@ -287,7 +298,7 @@ module qsnn_layer #(
         spk_valid <= 1'b0;
         spk_chunk <= p4_chunk;
         spk_mask <= upd_s;
-        if (!rst && p4_valid) spk_valid <= 1'b1;
+        if (!rst && wr_upd) spk_valid <= 1'b1;
     end
 endmodule
 `default_nettype wire
