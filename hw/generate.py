@@ -164,7 +164,7 @@ def top_verilog(graph: Graph, layers: list[LayerParams], ir_id: int = 0) -> str:
     n_in0 = layers[0].n_in
     classes = graph.classes
     nl = len(layers)
-    in_bytes = n_in0 * (graph.time_steps if enc.encoding == "events" else 1)
+    in_bytes = input_bytes(graph)
     cw = min(COUNT_BITS, max(1, graph.time_steps.bit_length()))
     rt = [p for p in layers if p.w_runtime]
     w_bytes = sum(p.w_words * p.w_word_bytes for p in rt)
@@ -374,6 +374,18 @@ targets:
 """
 
 
+def input_bytes(graph: Graph) -> int:
+    """Bytes per image on the input stream (``params.json`` ``input_bytes``): the pixels,
+    or for event input T frames of them."""
+    n = int(np.prod(graph.input.shape))
+    return n * (graph.time_steps if graph.input.encoding == "events" else 1)
+
+
+def design_id(ir_hash: str) -> int:
+    """The 32-bit id a design reports on ``info_id``: the first 4 bytes of its IR hash."""
+    return int(ir_hash[:8], 16)
+
+
 def ir_sha256(build_dir: Path) -> str:
     """Hash of the IR files (model.json + weights.npz), recorded in params.json; its first
     4 bytes are the design id the hardware reports (``info_id``)."""
@@ -400,8 +412,7 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
         "time_steps": graph.time_steps, "encoding": graph.input.encoding,
         "pixel_max": graph.input.pixel_max, "lfsr_seed": graph.input.lfsr_seed,
         "classes": graph.classes, "count_bits": COUNT_BITS,
-        "input_bytes": layers[0].n_in * (graph.time_steps
-                                         if graph.input.encoding == "events" else 1),
+        "input_bytes": input_bytes(graph),
         "layers": [p.__dict__ | {"chunks": p.chunks} for p in layers],
         "runtime_weights": [p.index for p in layers if p.w_runtime],
         "weight_bytes": len(blob),
@@ -414,7 +425,7 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
         for f in RTL_FILES + UART_FILES:
             shutil.copyfile(RTL_DIR / f, staging / f)
         (staging / "qsnn_top.v").write_text(top_verilog(graph, layers,
-                                                        int(ir_hash[:8], 16)))
+                                                        design_id(ir_hash)))
         if blob:
             (staging / "weights.bin").write_bytes(blob)
         for name, words in sorted(mems.items()):

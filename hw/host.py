@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from qsnn.errors import QsnnError
+from qsnn.hw.generate import design_id, input_bytes
 
 ENCODINGS = ("direct", "rate", "events")
 DEFAULT_TIMEOUT_S = 5.0
@@ -53,11 +54,6 @@ def weights_request(blob: bytes) -> bytes:
 def info_request() -> bytes:
     """The bytes that ask for the design id and status: ``'?'``."""
     return bytes([CMD_INFO])
-
-
-def design_id(ir_sha256: str) -> int:
-    """The 32-bit id a design reports: the first 4 bytes of its IR's SHA-256."""
-    return int(ir_sha256[:8], 16)
 
 
 def parse_info(reply: bytes) -> tuple[int, bool]:
@@ -92,12 +88,6 @@ def encode_image(x: Any, encoding: str) -> bytes:
         what = "event frames must hold 0/1" if encoding == "events" else "pixels must be 0..255"
         raise QsnnError(f"encode_image: values {lo:g}..{hi:g} out of range ({what})")
     return np.ascontiguousarray(a, dtype=np.uint8).tobytes(order="C")
-
-
-def input_bytes(graph) -> int:
-    """Bytes per image the board expects (``params.json`` ``input_bytes``)."""
-    n = int(np.prod(graph.input.shape))
-    return n * (graph.time_steps if graph.input.encoding == "events" else 1)
 
 
 def _open(port: str, baud: int, timeout: float):
