@@ -15,7 +15,7 @@ from qsnn_testutil import ROOT, TINY
 
 from qsnn import config
 from qsnn.cli import main
-from qsnn.train import checkpoint
+from qsnn.train import checkpoint, runner
 from qsnn.train.runner import RUN_FILES, train
 
 QSNN = [sys.executable, "-m", "qsnn.cli"]
@@ -47,6 +47,24 @@ def test_run_outputs(tiny_cfg, tmp_path) -> None:
                           "seconds"}
     assert config.load(tmp_path / "run/config.yaml") == tiny_cfg
     assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_curves_redrawn_first_epoch_and_at_the_end(tiny_cfg, tmp_path, monkeypatch) -> None:
+    drawn: list[int] = []
+    real = runner.plot_curves
+
+    def counting(history, path, title) -> None:
+        drawn.append(len(history))
+        real(history, path, title)
+
+    monkeypatch.setattr(runner, "plot_curves", counting)
+    train(tiny_cfg, tmp_path / "fast")
+    epochs = tiny_cfg.train.epochs
+    assert drawn == [1, epochs]  # fast epochs: not redrawn in between
+    monkeypatch.setattr(runner, "PLOT_INTERVAL_S", 0.0)
+    drawn.clear()
+    train(tiny_cfg, tmp_path / "every")
+    assert drawn == [*range(1, epochs + 1), epochs]
 
 
 def test_same_seed_bitwise_identical(tiny_cfg, tmp_path) -> None:
