@@ -7,6 +7,11 @@ independent scalar LFSR), spikes, membranes and counts equal exactly.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -475,3 +480,62 @@ def test_run_batched_equals_run(case, batch_size: int, extra: int) -> None:
     chunked = golden.run_batched(graph, torch.as_tensor(x), batch_size=batch_size)
     assert torch.equal(chunked.counts, full.counts)
     assert torch.equal(chunked.predictions, full.predictions)
+
+
+# -- memory-bounded chunks ------------------------------------------------------------------
+def seed_conv_graph(steps: int) -> Graph:
+    """The seed's FashionMNIST network (16C5-AP2-LIF-64C5-AP2-LIF-FC10), random int4."""
+    r = np.random.default_rng(0)
+    w1, w2 = r.integers(-7, 8, (16, 1, 5, 5)), r.integers(-7, 8, (64, 16, 5, 5))
+    nodes = (Conv2d("c1", 1, 16, 5, 0, 4, w1), SumPool("p1", 2),
+             lif("l1", (16, 12, 12), 3000, bits=24),
+             Conv2d("c2", 16, 64, 5, 0, 4, w2), SumPool("p2", 2),
+             lif("l2", (64, 4, 4), 200, bits=20), Flatten("f"),
+             Linear("fc", 1024, 10, 4, r.integers(-7, 8, (10, 1024))),
+             lif("l3", (10,), 100, bits=20), Readout("r", 10))
+    return Graph("s", steps, InputEncoder("input", "direct", (1, 28, 28), 255, 1), nodes)
+
+
+def test_auto_batch_fits_the_seed_conv_at_t100() -> None:
+    """A fixed 2048-image chunk asked for 42 GB here (the im2col of the second conv)."""
+    g = seed_conv_graph(100)
+    per = golden.bytes_per_image(g)
+    assert golden.MAX_BATCH * per > 40e9
+    assert 1 <= golden.auto_batch_size(g) < golden.MAX_BATCH
+    assert golden.auto_batch_size(g) * per <= golden.BATCH_BYTES
+    mlp_graph = mlp(np.ones((10, 784), np.int64), shape=(1, 28, 28), steps=25)
+    assert golden.auto_batch_size(mlp_graph) == golden.MAX_BATCH
+
+
+PEAK_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_golden import seed_conv_graph
+from qsnn.export import golden
+
+def hwm():  # this process's peak RSS in bytes (ru_maxrss would include the parent's)
+    line = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
+    return int(line.split()[1]) * 1024
+
+g = seed_conv_graph(100)
+golden.BATCH_BYTES = 128 << 20
+x = torch.randint(0, 256, (24, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+base = hwm()
+res = golden.run_batched(g, x)
+grown = hwm() - base
+assert torch.equal(res.counts[:2], golden.run(g, x[:2]).counts)
+print(golden.auto_batch_size(g), golden.bytes_per_image(g), grown)
+"""
+
+
+def test_run_batched_peak_memory_follows_the_estimate() -> None:
+    """Measured peak RSS of a chunked run stays near the budget the estimate sets, and the
+    estimate is of the right size."""
+    script = PEAK_SCRIPT.format(tests=str(Path(__file__).parent))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-800:]
+    chunk, per_image, grown = map(int, out.stdout.split())
+    assert chunk == 4  # 4 x 30.7 MB within the 128 MB budget
+    # measured 1.02-1.15x the estimate; unchunked, 24 images take ~700 MB
+    assert 0.5 * chunk * per_image < grown < 2 * (128 << 20), (grown, chunk * per_image)
