@@ -17,6 +17,7 @@ converted back to int64.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -173,35 +174,22 @@ def bytes_per_image(graph: Graph) -> int:
     shape = tuple(graph.input.shape)
     peak = 0
     for node in graph.nodes:
-        size = _numel(shape)
+        size, out = math.prod(shape), node.out_shape(shape)
         reps = 1 if static else steps
-        if isinstance(node, Linear):
-            shape = (int(node.weight.shape[0]),)
-            need = reps * 8 * (2 * size + 2 * _numel(shape))
-        elif isinstance(node, Conv2d):
-            k, pad = node.kernel, node.padding
-            shape = (node.out_channels, shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1)
-            cols = node.in_channels * k * k * shape[1] * shape[2]
-            need = reps * 8 * (2 * size + cols + 2 * _numel(shape))
+        if isinstance(node, (Linear, Conv2d)):
+            cols = 0
+            if isinstance(node, Conv2d):
+                cols = node.in_channels * node.kernel**2 * out[1] * out[2]
+            need = reps * 8 * (2 * size + cols + 2 * math.prod(out))
         elif isinstance(node, SumPool):
-            shape = (shape[0], shape[1] // node.kernel, shape[2] // node.kernel)
-            need = reps * 8 * (size + _numel(shape))
+            need = reps * 8 * (size + math.prod(out))
         elif isinstance(node, LIF):
             need = steps * size * (1 + 8) + reps * size * 8 + 4 * size * 8
             static = False
-        elif isinstance(node, Flatten):
-            shape, need = (size,), 0
-        else:
-            need = steps * size * 8
-        peak = max(peak, need)
+        else:  # Flatten (a view), Readout (the counts)
+            need = 0 if isinstance(node, Flatten) else steps * size * 8
+        peak, shape = max(peak, need), out
     return max(peak, 1)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def auto_batch_size(graph: Graph) -> int:

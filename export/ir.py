@@ -12,6 +12,7 @@ which runs a graph). ``docs/spec.md`` §5 documents every field.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,6 +59,11 @@ class Node:
         return {f"{self.name}.{k}": getattr(self, k) for k in self.array_fields
                 if getattr(self, k) is not None}
 
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of this node's output for an input of ``shape`` (per image and step);
+        the input shape is not checked (``validate`` does)."""
+        return tuple(shape)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
@@ -97,6 +103,9 @@ class Linear(Node):
     weight_bits: int
     weight: np.ndarray = field(repr=False)
 
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.out_features,)
+
 
 @dataclass(frozen=True, eq=False)
 class Conv2d(Node):
@@ -113,6 +122,10 @@ class Conv2d(Node):
     weight_bits: int
     weight: np.ndarray = field(repr=False)
 
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        grow = 2 * self.padding - self.kernel + 1
+        return (self.out_channels, shape[1] + grow, shape[2] + grow)
+
 
 @dataclass(frozen=True, eq=False)
 class SumPool(Node):
@@ -123,6 +136,9 @@ class SumPool(Node):
     name: str
     kernel: int
 
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (shape[0], shape[1] // self.kernel, shape[2] // self.kernel)
+
 
 @dataclass(frozen=True, eq=False)
 class Flatten(Node):
@@ -130,6 +146,9 @@ class Flatten(Node):
 
     op: ClassVar[str] = "flatten"
     name: str
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(shape),)
 
 
 @dataclass(frozen=True, eq=False)

@@ -70,14 +70,12 @@ def to_nir(graph: Graph) -> nir.NIRGraph:
         for n in block:
             if isinstance(n, Flatten):
                 nodes[n.name] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0)
-                shape = (int(np.prod(shape)),)
             elif isinstance(n, Linear):
                 w = n.weight.astype(np.float32)
                 if lif is not None and lif.bias is not None:
                     nodes[n.name] = nir.Affine(weight=w, bias=lif.bias.astype(np.float32))
                 else:
                     nodes[n.name] = nir.Linear(weight=w)
-                shape = (n.out_features,)
             elif isinstance(n, Conv2d):
                 bias = np.zeros(n.out_channels, np.float32)
                 if lif is not None and lif.bias is not None:
@@ -85,17 +83,15 @@ def to_nir(graph: Graph) -> nir.NIRGraph:
                 nodes[n.name] = nir.Conv2d(
                     input_shape=(shape[1], shape[2]), weight=n.weight.astype(np.float32),
                     stride=1, padding=n.padding, dilation=1, groups=1, bias=bias)
-                shape = (n.out_channels, shape[1] + 2 * n.padding - n.kernel + 1,
-                         shape[2] + 2 * n.padding - n.kernel + 1)
             elif isinstance(n, SumPool):
                 k = n.kernel
                 nodes[n.name] = nir.SumPool2d(kernel_size=np.array([k, k]),
                                               stride=np.array([k, k]), padding=np.array([0, 0]))
-                shape = (shape[0], shape[1] // k, shape[2] // k)
             elif isinstance(n, LIF):
                 nodes[n.name] = _lif_node(n)
             else:
                 continue
+            shape = n.out_shape(shape)
             order.append(n.name)
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     order.append("output")

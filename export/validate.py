@@ -96,16 +96,14 @@ def _walk(graph: Graph) -> None:
                 if len(shape) != 1 or node.in_features != shape[0]:
                     _fail(node, f"in_features {node.in_features} does not match input {shape}")
                 _check_weight(node, (node.out_features, node.in_features))
-                shape = (node.out_features,)
             else:
                 if len(shape) != 3 or node.in_channels != shape[0]:
                     _fail(node, f"in_channels {node.in_channels} does not match input {shape}")
                 k, p = node.kernel, node.padding
-                h, w = shape[1] + 2 * p - k + 1, shape[2] + 2 * p - k + 1
-                if k < 1 or p < 0 or h < 1 or w < 1:
+                if k < 1 or p < 0 or min(node.out_shape(shape)[1:]) < 1:
                     _fail(node, f"kernel {k} / padding {p} do not fit input {shape}")
                 _check_weight(node, (node.out_channels, node.in_channels, k, k))
-                shape = (node.out_channels, h, w)
+            shape = node.out_shape(shape)
             expect = "pool_or_lif"
         elif isinstance(node, SumPool):
             if expect != "pool_or_lif" or len(shape) != 3:
@@ -113,7 +111,7 @@ def _walk(graph: Graph) -> None:
             k = node.kernel
             if k < 1 or shape[1] % k or shape[2] % k:
                 _fail(node, f"kernel {k} does not divide {shape}")
-            shape = (shape[0], shape[1] // k, shape[2] // k)
+            shape = node.out_shape(shape)
             expect = "lif"
         elif isinstance(node, LIF):
             if expect not in ("pool_or_lif", "lif"):
@@ -123,7 +121,7 @@ def _walk(graph: Graph) -> None:
         elif isinstance(node, Flatten):
             if expect not in ("weight", "after_lif") or len(shape) == 1:
                 _fail(node, "Flatten must follow the input or a LIF with a 3-D output")
-            shape = (int(np.prod(shape)),)
+            shape = node.out_shape(shape)
             expect = "weight"
         elif isinstance(node, Readout):
             if expect != "after_lif" or node is not graph.nodes[-1]:
