@@ -4,15 +4,15 @@ Steps (all in memory; files are written to a temporary folder that replaces the 
 folder only when everything succeeded, so a failure leaves nothing half-written):
 
 1. load ``runs/<name>/`` (config + ``best.pt``) and the test split;
-2. lower the model through the handler registry, run the folding passes, and check each
-   step on its own on the first CHECK_IMAGES test images (the raw graph's spike trains
-   and membranes, run by the raw interpreter, equal the trained model's; every pass's
-   output equals its input's; :mod:`qsnn.export.pass_checks`);
-3. (the first failing check stops the export, naming its pass);
-4. assign membrane widths (minimal from the worst-case analysis, or ``--membrane-bits``,
+2. lower the model through the handler registry and run the folding passes, checking
+   each step on its own on the first CHECK_IMAGES test images (:mod:`.pass_checks`: the
+   raw graph, run by the raw interpreter, against the trained model in eval mode; each
+   pass's output against its input; spike trains and membranes of every LIF layer); the
+   first failing check stops the export with one line naming its pass;
+3. assign membrane widths (minimal from the worst-case analysis, or ``--membrane-bits``,
    refused if it can overflow) and validate the IR;
-5. golden model on the whole test split: ``agreement`` with the trained model, accuracies;
-6. write the IR, golden vectors, ``model.qonnx.onnx``, ``model.nir``, ``export_report.json``.
+4. golden model on the whole test split: ``agreement`` with the trained model, accuracies;
+5. write the IR, golden vectors, ``model.qonnx.onnx``, ``model.nir``, ``export_report.json``.
 """
 
 from __future__ import annotations

@@ -313,6 +313,22 @@ def bn_weight_sign_kept(seg):
     return [layer, *out[1:]] if len(out) < n else out
 
 
+def test_a_pass_writing_into_its_input_is_named(conv, monkeypatch) -> None:
+    cfg, data, model = conv
+
+    def flip_in_place(seg):  # fold_batchnorm flipping the shared weight array itself
+        if any(isinstance(n, lower.BatchNorm) for n in seg) and seg[0].weight.ndim == 4:
+            seg[0].weight[1] *= -1
+        return lower.fold_batchnorm(seg)
+
+    monkeypatch.setattr(lower, "PASSES", [(n, flip_in_place if n == "fold_batchnorm" else fn)
+                                          for n, fn in lower.PASSES])
+    enc, nodes = raw_graph(cfg, data, model)
+    with pytest.raises(QsnnError, match="^export: pass 'fold_batchnorm' wrote into the arrays "
+                       "of its input graph$"):
+        pass_checks.pass_graphs(nodes)
+
+
 def test_checks_run_in_chunks(conv, monkeypatch) -> None:
     cfg, data, model = conv
     monkeypatch.setattr(lower, "PASSES", [(n, bn_weight_sign_kept if n == "fold_batchnorm"
