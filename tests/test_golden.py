@@ -539,3 +539,26 @@ def test_run_batched_peak_memory_follows_the_estimate() -> None:
     assert chunk == 4  # 4 x 30.7 MB within the 128 MB budget
     # measured 1.02-1.15x the estimate; unchunked, 24 images take ~700 MB
     assert 0.5 * chunk * per_image < grown < 2 * (128 << 20), (grown, chunk * per_image)
+
+
+def test_lif_step_is_the_step_of_lif_run() -> None:
+    """lif_run is lif_step applied T times; bench/golden_speed.py's step-by-step baseline
+    (built on lif_step) equals the golden model with bias and zero reset too."""
+    import importlib.util
+
+    node = lif("l", (3,), [4, 4, 4], reset="zero", leak="shift", param=1, bias=[1, -2, 0])
+    cur = torch.tensor([[[5, 3, 9]], [[0, 7, -4]], [[6, 6, 6]]], dtype=torch.int64)
+    spikes, mems = golden.lif_run(node, cur, 3, static=False, record=True)
+    theta = torch.tensor([4, 4, 4])
+    u = torch.zeros(1, 3, dtype=torch.int64)
+    for t in range(3):
+        s, u = golden.lif_step(node, u, cur[t], theta, torch.tensor([1, -2, 0]))
+        assert torch.equal(s.to(torch.int8), spikes[t]) and torch.equal(u, mems[t])
+    spec = importlib.util.spec_from_file_location(
+        "golden_speed", Path(__file__).resolve().parents[1] / "bench/golden_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g = mlp(np.array([[3, -2, 1], [1, 1, 1]]), [3, 2], steps=5, reset="zero", leak="shift",
+            param=1, bias=[2, -1], pixel_max=7)
+    x = torch.randint(0, 8, (6, 1, 1, 3), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(bench.naive_counts(g, x), golden.run(g, x).counts)
