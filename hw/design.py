@@ -144,8 +144,8 @@ class Design:
         """A design from the content of its ``params.json`` (one-line error if malformed)."""
         folder = Path(folder)
         try:
-            fields = {f.name for f in dataclasses.fields(LayerParams)}
-            layers = tuple(LayerParams(**{k: int(v) for k, v in layer.items() if k in fields})
+            names = [f.name for f in dataclasses.fields(LayerParams)]
+            layers = tuple(LayerParams(**{k: int(layer[k]) for k in names})
                            for layer in params["layers"])
             return cls(
                 folder=folder, name=str(params["name"]), ir_sha256=str(params["ir_sha256"]),

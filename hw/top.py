@@ -48,8 +48,9 @@ def count_bits(graph: Graph) -> int:
 
 
 def instance(module: str, params: list[str], name: str, ports: list[str]) -> list[str]:
-    """Lines of one instance: ``module #(params) name (ports);``, four connections a line."""
-    head = f"    {module} #(" + ", ".join(params) + f") {name} ("
+    """Lines of one instance: ``module #(params) name (ports);``, four connections a line
+    (no ``#()`` without parameters)."""
+    head = f"    {module} " + (f"#({', '.join(params)}) " if params else "") + f"{name} ("
     rows = [", ".join(ports[i:i + 4]) for i in range(0, len(ports), 4)]
     return [head, *(f"        {r}," for r in rows[:-1]), f"        {rows[-1]}", "    );"]
 
