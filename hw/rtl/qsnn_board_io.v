@@ -42,8 +42,15 @@ module qsnn_board_io #(
         end
     endgenerate
 
-    reg [1:0] lock_sync = 2'b00;
-    reg [POR_BITS:0] por = {(POR_BITS + 1){1'b0}};
+    reg [1:0] lock_sync;
+    reg [POR_BITS:0] por;
+    reg [STRETCH_BITS-1:0] act;
+    initial begin           // power-up values (FPGA bitstream initialisation)
+        lock_sync = 2'b00;
+        por = {(POR_BITS + 1){1'b0}};
+        act = {STRETCH_BITS{1'b0}};
+    end
+
     always @(posedge clk) begin
         lock_sync <= {lock_sync[0], locked};
         if (!lock_sync[1])
@@ -53,7 +60,6 @@ module qsnn_board_io #(
     end
     assign rst = !por[POR_BITS];
 
-    reg [STRETCH_BITS-1:0] act = {STRETCH_BITS{1'b0}};
     always @(posedge clk) begin
         if (busy)
             act <= {STRETCH_BITS{1'b1}};
