@@ -23,11 +23,14 @@ from qsnn.export import golden
 from qsnn.export.ir import (
     LIF,
     Conv2d,
+    Encoding,
     Flatten,
     Graph,
     InputEncoder,
+    Leak,
     Linear,
     Readout,
+    Reset,
     SumPool,
 )
 from qsnn.export.validate import validate
@@ -341,7 +344,7 @@ def _set_bits(graph: Graph, extra: list[int]) -> Graph:
 @st.composite
 def graphs_and_inputs(draw):
     """A random small valid graph (membrane_bits just large enough) and an input batch."""
-    enc = draw(st.sampled_from(["direct", "rate", "events"]))
+    enc = draw(st.sampled_from(Encoding.values()))
     side = st.sampled_from([2, 3, 4, 5, 6, 6])
     shape = (draw(st.integers(1, 2)), draw(side), draw(side))
     pmax = 1 if enc == "events" else draw(st.sampled_from([1, 3, 16, 255]))
@@ -382,10 +385,10 @@ def graphs_and_inputs(draw):
         scale = max(1, int(typical) // draw(st.sampled_from([1, 4, 16, 64])))
         theta = rng.integers(1, scale + 1, cur[0])
         bias = rng.integers(-scale, scale + 1, cur[0]) if draw(st.booleans()) else None
-        form = draw(st.sampled_from(["shift", "mult"]))
+        form = draw(st.sampled_from(Leak.values()))
         frac = draw(st.sampled_from([1, 4, 8]))
         param = draw(st.integers(1, 6)) if form == "shift" else draw(st.integers(0, 2**frac))
-        reset = draw(st.sampled_from(["subtract", "zero", "none"]))
+        reset = draw(st.sampled_from(Reset.values()))
         nodes.append(LIF(f"lif{b}", cur, form, param, frac, reset, 32, theta, bias))
         x_max = 1
     nodes.append(Readout("readout", cur[0]))
