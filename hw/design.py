@@ -77,6 +77,12 @@ class LayerParams:
         return (f"l{self.index}_w.mem", f"l{self.index}_theta.mem", f"l{self.index}_bias.mem")
 
 
+def weight_bytes(layers: tuple[LayerParams, ...] | list[LayerParams]) -> int:
+    """Bytes of ``weights.bin``: the run-time layers' N_IN * K words of ceil(P WB / 8)
+    bytes each (0 without run-time layers)."""
+    return sum(p.w_words * p.w_word_bytes for p in layers if p.w_runtime)
+
+
 def input_bytes(graph: Graph) -> int:
     """Bytes per image on the input stream (``params.json`` ``input_bytes``): the pixels,
     or for event input T frames of them."""

@@ -28,6 +28,7 @@ from qsnn.hw.design import (
     design_id,
     input_bytes,
     ir_sha256,
+    weight_bytes,
 )
 from qsnn.hw.top import top_verilog
 
@@ -180,7 +181,7 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
         pixel_max=graph.input.pixel_max, lfsr_seed=graph.input.lfsr_seed,
         classes=graph.classes, count_bits=COUNT_BITS, input_bytes=input_bytes(graph),
         layers=tuple(layers), runtime_weights=tuple(p.index for p in layers if p.w_runtime),
-        weight_bytes=len(blob), rtl=RTL_FILES + (TOP_FILE,))
+        weight_bytes=weight_bytes(layers), rtl=RTL_FILES + (TOP_FILE,))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = atomic.make_dir(f".{out.name}.", out.parent)
     try:

@@ -14,7 +14,7 @@ are.
 from __future__ import annotations
 
 from qsnn.export.ir import Encoding, Graph
-from qsnn.hw.design import COUNT_BITS, LayerParams, input_bytes
+from qsnn.hw.design import COUNT_BITS, LayerParams, input_bytes, weight_bytes
 
 PORTS = """\
     input  wire clk,
@@ -91,9 +91,8 @@ def _io_lines(graph: Graph, layers: list[LayerParams], ir_id: int) -> list[str]:
     """qsnn_top_io (info constants, padded counts, weight-stream handshake) and the cycle
     counter."""
     rt = [p for p in layers if p.w_runtime]
-    w_bytes = sum(p.w_words * p.w_word_bytes for p in rt)  # = len(weight_blob(...))
     params = [f".INFO_ID(32'h{ir_id & 0xFFFFFFFF:08x})", f".IN_BYTES(32'd{input_bytes(graph)})",
-              f".W_BYTES(32'd{w_bytes})", f".CLASSES({graph.classes})",
+              f".W_BYTES(32'd{weight_bytes(layers)})", f".CLASSES({graph.classes})",
               f".CW({count_bits(graph)})", f".OW({COUNT_BITS})", f".W_RUNTIME({int(bool(rt))})"]
     done, take = ("wl_done", "w_take") if rt else ("1'b0", "")
     ports = [".running(running)", ".w_start(w_start)", ".w_data(w_data)",

@@ -140,6 +140,7 @@ def test_design_is_the_params_json_reader(ir, tmp_path) -> None:
     assert d.weight_bits(runtime=True) == 12 * 3 * 4 * 4
     assert d.layers[0].w_bits == 12 * 3 * 16 and d.mem_files[:2] == ("l0_w.mem", "l0_theta.mem")
     assert d.id == int(params["ir_sha256"][:8], 16)
+    assert d.weight_bytes == (tmp_path / "hw/weights.bin").stat().st_size == 12 * 3 * 2
     d.check_fresh(ir)
     d.check_files(d.board_sources + d.mem_files)
 
