@@ -48,11 +48,17 @@ def count_bits(graph: Graph) -> int:
 
 
 def instance(module: str, params: list[str], name: str, ports: list[str]) -> list[str]:
-    """Lines of one instance: ``module #(params) name (ports);``, four connections a line
-    (no ``#()`` without parameters)."""
-    head = f"    {module} " + (f"#({', '.join(params)}) " if params else "") + f"{name} ("
-    rows = [", ".join(ports[i:i + 4]) for i in range(0, len(ports), 4)]
-    return [head, *(f"        {r}," for r in rows[:-1]), f"        {rows[-1]}", "    );"]
+    """Lines of one instance: ``module #(params) name (ports);``, four connections a line;
+    more than four parameters go on lines of their own (no ``#()`` without parameters)."""
+    def rows(items: list[str]) -> list[str]:
+        lines = [", ".join(items[i:i + 4]) for i in range(0, len(items), 4)]
+        return [f"        {r}," for r in lines[:-1]] + [f"        {lines[-1]}"]
+
+    if len(params) > 4:
+        head = [f"    {module} #(", *rows(params), f"    ) {name} ("]
+    else:
+        head = [f"    {module} " + (f"#({', '.join(params)}) " if params else "") + f"{name} ("]
+    return [*head, *rows(ports), "    );"]
 
 
 def top_verilog(graph: Graph, layers: list[LayerParams], ir_id: int = 0) -> str:
