@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from qsnn.errors import QsnnError
+from qsnn.export import ir
 from qsnn.export.ir import LIF, Conv2d, Flatten, InputEncoder, Linear, Readout, SumPool
 from qsnn.train import lif as train_lif
 from qsnn.train.layers import MIN_BN_GAIN, Block
@@ -179,9 +180,8 @@ def block_shape(block: Block, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     s = block.spec
     if s.kind == "fc":
         return (s.out_ch,)
-    h = (in_shape[1] + 2 * s.padding - s.kernel + 1) // s.pool
-    w = (in_shape[2] + 2 * s.padding - s.kernel + 1) // s.pool
-    return (s.out_ch, h, w)
+    return (s.out_ch, *(ir.pool_out_size(ir.conv_out_size(n, s.kernel, s.padding), s.pool)
+                        for n in in_shape[1:3]))
 
 
 def lower_model(model: QSNN, name: str, input_shape: tuple[int, ...],

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from qsnn.export import golden, serialize
-from qsnn.export.ir import Graph
+from qsnn.export.ir import Encoding, Graph
+from qsnn.hw.design import input_bytes
 from qsnn.hw.generate import layer_params
 from qsnn.lfsr import rate_spikes, rate_table
 
@@ -94,20 +95,20 @@ def image_cycles(graph: Graph, lanes: int, x: torch.Tensor) -> list[int]:
     steps = graph.time_steps
     k = [p.chunks for p in layers]
     n_in = layers[0].n_in
-    bytes_in = n_in * (steps if inp.encoding == "events" else 1)
+    bytes_in = input_bytes(graph)
     flat = x.reshape(x.shape[0], -1).numpy()
-    if inp.encoding == "rate":
+    if inp.encoding == Encoding.RATE:
         table = rate_table(inp.lfsr_seed, steps, n_in)
         enc_events = rate_spikes(x.reshape(x.shape[0], -1), table, inp.pixel_max).numpy()
     out = []
     for b in range(x.shape[0]):
         c = bytes_in + O_START + max(k) + ACC_DRAIN
-        if inp.encoding == "direct":
+        if inp.encoding == Encoding.DIRECT:
             c += scan(flat[b] != 0, k[0]) + O_PHASE + k[0] + ACC_DRAIN + O_PHASE
         for t in range(steps):
-            if inp.encoding == "rate":
+            if inp.encoding == Encoding.RATE:
                 c += scan(enc_events[t, b] != 0, k[0]) + O_PHASE
-            elif inp.encoding == "events":
+            elif inp.encoding == Encoding.EVENTS:
                 c += scan(flat[b].reshape(steps, n_in)[t] != 0, k[0]) + O_PHASE
             for i, p in enumerate(layers):
                 spk = res.spikes[i][t, b].reshape(-1).numpy()
@@ -123,7 +124,7 @@ def memory_bits(graph: Graph, lanes: int) -> list[dict[str, int]]:
     out = []
     for p in layer_params(graph, lanes):
         pad = p.chunks * p.lanes
-        out.append({"layer": p.index, "weights": p.n_in * pad * p.wb, "theta": pad * p.mb,
+        out.append({"layer": p.index, "weights": p.w_bits, "theta": pad * p.mb,
                     "bias": pad * p.mb, "c": pad * p.mb, "v": pad * p.mb, "spike_masks": pad})
     return out
 

@@ -22,9 +22,9 @@ import torch
 from qsnn import atomic
 from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
-from qsnn.export.ir import Graph
+from qsnn.export.ir import Encoding, Graph
 from qsnn.hw import cycles, simlib
-from qsnn.hw.generate import ir_sha256
+from qsnn.hw.design import Design
 
 PERIOD_NS = 10
 
@@ -34,16 +34,13 @@ def fst_ok() -> bool:
     return Path("/usr/include/lz4.h").is_file()
 
 
-def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
-    """params.json of an up-to-date design, or a one-line error saying what to run."""
-    pfile = hw_dir / "params.json"
-    if not pfile.is_file():
-        raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw {build_dir}")
-    params = json.loads(pfile.read_text())
-    if params.get("ir_sha256") != ir_sha256(build_dir):
-        raise QsnnError(f"{hw_dir} is stale (the IR changed since it was generated): "
-                        f"run qsnn hw {build_dir} --lanes {params.get('lanes', 4)}")
-    return params
+def check_design(build_dir: Path, hw_dir: Path) -> Design:
+    """The up-to-date, complete design in ``hw_dir``, or a one-line error saying what to
+    run."""
+    design = Design.load(hw_dir, build_dir)
+    design.check_fresh(build_dir)
+    design.check_files(design.rtl + design.mem_files)
+    return design
 
 
 def stimulus(graph: Graph, build_dir: Path, images: int | None
@@ -58,7 +55,7 @@ def stimulus(graph: Graph, build_dir: Path, images: int | None
     from qsnn.data import load_dataset
 
     name = graph.metadata.get("dataset")
-    frames = graph.time_steps if graph.input.encoding == "events" else 20
+    frames = graph.time_steps if graph.input.encoding == Encoding.EVENTS else 20
     data = load_dataset(name, time_steps=frames)
     x = data.test.x if images is None else data.test.x[:images]
     res = golden.run_batched(graph, x)
@@ -102,10 +99,10 @@ def trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
     """RTL spike trains and membranes U[t] ([T, N] per LIF) of one golden-vector image."""
     build_dir, hw_dir = Path(build_dir), Path(hw_dir).resolve()
     graph = serialize.load(build_dir)
-    params = check_design(build_dir, hw_dir)
+    design = check_design(build_dir, hw_dir)
     x, want, _ = stimulus(graph, build_dir, image + 1)
-    model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x[image:]))
-    runner = simlib.build("qsnn_top", [hw_dir / f for f in params["rtl"]], {},
+    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x[image:]))
+    runner = simlib.build("qsnn_top", [hw_dir / f for f in design.rtl], {},
                           build_dir_root=hw_dir / "sim_build")
     got = _run_traced(runner, hw_dir, x[image], want[image], 2 * max(model) + 10_000, seed,
                       False)
@@ -142,13 +139,13 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
     build_dir = Path(build_dir)
     graph = serialize.load(build_dir)
     hw_dir = (Path(hw_dir) if hw_dir else Path("hw/build") / build_dir.name).resolve()
-    params = check_design(build_dir, hw_dir)
+    design = check_design(build_dir, hw_dir)
     x, want, labels = stimulus(graph, build_dir, images)
-    model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x))
+    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x))
     stim = hw_dir / "sim_run" / "stimulus.npz"
     stim.parent.mkdir(parents=True, exist_ok=True)
     np.savez(stim, inputs=x.reshape(len(x), -1).astype(np.uint8), counts=want)
-    files = [hw_dir / f for f in params["rtl"]]
+    files = [hw_dir / f for f in design.rtl]
     try:
         runner = simlib.build("qsnn_top", files, {}, build_dir_root=hw_dir / "sim_build",
                               waves=waves, build_args=["--trace-fst"] if waves and fst_ok()
@@ -181,7 +178,7 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
         "cycles_model_ratio_min": min(ratios), "cycles_model_ratio_max": max(ratios),
         "sim_images_per_second": len(results) / wall,
         "sim_cycles_per_second": sim_cycles / wall,
-        "lanes": params["lanes"], "seed": seed, "output_backpressure": True,
+        "lanes": design.lanes, "seed": seed, "output_backpressure": True,
         "waves": next((str(p) for p in sorted((hw_dir / "sim_run").glob("dump.*"))), None)
         if waves else None,
     }

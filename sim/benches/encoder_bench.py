@@ -25,10 +25,8 @@ from cocotb.triggers import FallingEdge
 
 from benches.common import params, rng, seed, start
 from qsnn.export import golden
-from qsnn.export.ir import Graph, InputEncoder
+from qsnn.export.ir import Encoding, Graph, InputEncoder
 from qsnn.lfsr import rate_spikes, rate_table
-
-ENC_NAMES = ("direct", "rate", "events")
 
 
 class Enc:
@@ -40,7 +38,7 @@ class Enc:
         self.vb, self.lfsr_seed = int(hp["VB"]), int(hp["LFSR_SEED"])
         self.graph = Graph(
             name="enc", time_steps=self.t,
-            input=InputEncoder(name="input", encoding=ENC_NAMES[self.enc],
+            input=InputEncoder(name="input", encoding=Encoding.from_code(self.enc).value,
                                shape=(1, 1, self.n_in), pixel_max=self.pmax,
                                lfsr_seed=self.lfsr_seed),
             nodes=())
