@@ -1,13 +1,26 @@
-// qsnn_layer: one fully connected LIF layer, time-multiplexed over P lanes (docs/hardware.md).
+// qsnn_layer: one LIF layer, fully connected or convolutional, time-multiplexed over P lanes
+// (docs/hardware.md).
 //
-// Memories (K = ceil(N/P) chunks of P neurons, lane 0 in the low bits of every word):
+// Fully connected (H_IN = W_IN = KS = KP = 1, the defaults): N_IN inputs, N neurons.
+// Convolutional: input map N_IN x H_IN x W_IN, N output channels, kernel KS, padding PAD,
+// sum pool KP (a power of two dividing the conv map) fused into the kernel (FUSED = 1:
+// kernel KS+KP-1 at stride KP, the weights Wf of docs/spec.md §1a) or as an address map
+// (FUSED = 0: kernel KS, KP*KP positions per pooled neuron); neurons (o, Y, X) of the
+// HO x WO LIF map; stage 0 from qsnn_conv_addr (docs/hardware.md "Convolution engine").
+// The event index is the packed coordinate {c, y, x} (a size-1 dimension has no bits, so
+// a fully connected layer sees the input index j). C_RAM = 0 drops the C memory (C = the
+// bias word: hidden layers, which never take to_c events).
+//
+// Memories (G = ceil(N/P) channel groups, K = HO*WO*G chunks of P neurons (fully
+// connected: K = G), lane 0 in the low bits of every word):
 //   W      [N_IN*K] x P*WB   word j*K + c = W[c*P + p][j]   ROM ($readmemh W_FILE) when
 //                            W_RUNTIME = 0; else RAM written through the load port
 //                            (wl_we, wl_addr, wl_data) while the layer is idle
-//   theta  [K]      x P*MB                                  ($readmemh TH_FILE)
-//   bias   [K]      x P*MB                                  ($readmemh B_FILE)
-//   C RAM  [K]      x P*MB   constant current (bias + direct-input MAC)
-//   V RAM  [K]      x P*MB   membrane accumulator
+//          conv: [N_IN*KE*KE*G], word ((c*KE + u)*KE + v)*G + g = Wx[g*P + p, c, u, v]
+//   theta  [G]      x P*MB                                  ($readmemh TH_FILE)
+//   bias   [G]      x P*MB                                  ($readmemh B_FILE)
+//   C RAM  [K]      x P*MB   constant current (bias + direct-input MAC; C_RAM = 1)
+//   V RAM  [K]      x P*MB   membrane accumulator; conv: word (Y*WO + X)*G + g
 // Commands (one-cycle pulses while idle):
 //   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]             busy K + ACC_DRAIN cycles
 //   cmd_loadv : V[c] <- C[c]                                 busy K + ACC_DRAIN cycles
@@ -17,9 +30,11 @@
 //                                                            busy K + UPD_DRAIN cycles
 // Events (valid/ready, accepted while idle): index j, value v, to_c:
 //   to_c = 0: V[c] += v * W[.][j]   to_c = 1: C[c] += v * W[.][j]   (K cycles per event)
+//   conv: every chunk of qsnn_conv_addr's sequence (nY*nX*G cycles per event)
 //
 // Pipeline (one chunk per cycle):
 //   stage 0  control: chunk counter, W address j*K + c from registered j and c
+//            (conv: chunk, group and W address registers of qsnn_conv_addr)
 //   stage 1  W word out of its RAM -> register; update/clear/loadv: C/V/theta/bias read
 //   stage 2  accumulate: products v * W -> register, C/V read issued;
 //            update: lanes' cycle 0; clear/loadv: write
@@ -45,6 +60,13 @@ module qsnn_layer #(
     parameter integer FRAC_BITS = 8,
     parameter integer RESET_MODE = 0,
     parameter integer W_RUNTIME = 0,
+    parameter integer H_IN = 1,
+    parameter integer W_IN = 1,
+    parameter integer KS = 1,
+    parameter integer PAD = 0,
+    parameter integer KP = 1,
+    parameter integer FUSED = 1,
+    parameter integer C_RAM = 1,
     parameter W_FILE = "w.mem",
     parameter TH_FILE = "theta.mem",
     parameter B_FILE = "bias.mem"
@@ -57,23 +79,48 @@ module qsnn_layer #(
     output wire busy,
     input  wire ev_valid,
     output wire ev_ready,
-    input  wire [((N_IN > 1) ? $clog2(N_IN) : 1)-1:0] ev_index,
+    input  wire [((((N_IN > 1) ? $clog2(N_IN) : 0) + ((H_IN > 1) ? $clog2(H_IN) : 0)
+                   + ((W_IN > 1) ? $clog2(W_IN) : 0)) > 0
+                  ? (((N_IN > 1) ? $clog2(N_IN) : 0) + ((H_IN > 1) ? $clog2(H_IN) : 0)
+                     + ((W_IN > 1) ? $clog2(W_IN) : 0)) : 1)-1:0] ev_index,
     input  wire [VB-1:0] ev_value,
     input  wire ev_to_c,
     output reg  spk_valid,
-    output reg  [((((N + P - 1) / P) > 1) ? $clog2((N + P - 1) / P) : 1)-1:0] spk_chunk,
+    output reg  [(((((H_IN + 2 * PAD - KS + 1) / KP) * ((W_IN + 2 * PAD - KS + 1) / KP)
+                    * ((N + P - 1) / P)) > 1)
+                  ? $clog2(((H_IN + 2 * PAD - KS + 1) / KP) * ((W_IN + 2 * PAD - KS + 1) / KP)
+                           * ((N + P - 1) / P)) : 1)-1:0] spk_chunk,
     output reg  [P-1:0] spk_mask,
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire wl_we,       // load port (W_RUNTIME = 1 only)
-    input  wire [(((N_IN * ((N + P - 1) / P)) > 1) ? $clog2(N_IN * ((N + P - 1) / P)) : 1)-1:0] wl_addr,
+    input  wire [(((N_IN * ((FUSED != 0) ? KS + KP - 1 : KS) * ((FUSED != 0) ? KS + KP - 1 : KS)
+                    * ((N + P - 1) / P)) > 1)
+                  ? $clog2(N_IN * ((FUSED != 0) ? KS + KP - 1 : KS)
+                           * ((FUSED != 0) ? KS + KP - 1 : KS) * ((N + P - 1) / P)) : 1)-1:0]
+                 wl_addr,
     input  wire [P*WB-1:0] wl_data
     /* verilator lint_on UNUSEDSIGNAL */
 );
-    localparam integer K = (N + P - 1) / P;
+    localparam integer G = (N + P - 1) / P;                // channel groups
+    localparam integer GW = (G > 1) ? $clog2(G) : 1;
+    localparam integer CONV = (H_IN != 1 || W_IN != 1 || KS != 1 || KP != 1) ? 1 : 0;
+    localparam integer HC = H_IN + 2 * PAD - KS + 1;        // conv map
+    localparam integer WC = W_IN + 2 * PAD - KS + 1;
+    localparam integer HO = HC / KP;                         // LIF map
+    localparam integer WO = WC / KP;
+    /* verilator lint_off UNUSEDPARAM */
+    localparam integer KE = (FUSED != 0) ? KS + KP - 1 : KS; // engine kernel, stride, DIV
+    localparam integer SE = (FUSED != 0) ? KP : 1;
+    localparam integer DIV = (FUSED != 0) ? 1 : KP;
+    localparam integer K = HO * WO * G;                      // chunks (membrane words)
     localparam integer KW = (K > 1) ? $clog2(K) : 1;
-    localparam integer WD = N_IN * K;
+    localparam integer WD = N_IN * KE * KE * G;
     localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
     localparam integer IW = (N_IN > 1) ? $clog2(N_IN) : 1;
+    localparam integer EWS = ((N_IN > 1) ? $clog2(N_IN) : 0) + ((H_IN > 1) ? $clog2(H_IN) : 0)
+                             + ((W_IN > 1) ? $clog2(W_IN) : 0);
+    localparam integer EW = (EWS > 0) ? EWS : 1;            // event index {c, y, x}
+    /* verilator lint_on UNUSEDPARAM */
     localparam integer PB = VB + WB + 1;                   // product bits
     localparam integer AB = ((MB > PB) ? MB : PB) + 1;     // adder bits
     localparam signed [MB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
@@ -94,6 +141,24 @@ module qsnn_layer #(
         end
         if (W_RUNTIME < 0 || W_RUNTIME > 1) begin : g_bad_wr
             $error("qsnn_layer: W_RUNTIME must be 0 or 1");
+        end
+        if (H_IN < 1 || W_IN < 1 || KS < 1 || KP < 1) begin : g_bad_geom
+            $error("qsnn_layer: H_IN, W_IN, KS and KP must be >= 1");
+        end
+        if (PAD < 0 || PAD > KS - 1) begin : g_bad_pad
+            $error("qsnn_layer: PAD must be 0..KS-1");
+        end
+        if (HC < 1 || WC < 1) begin : g_bad_kernel
+            $error("qsnn_layer: KS larger than the padded input map");
+        end
+        if ((KP & (KP - 1)) != 0) begin : g_bad_kp
+            $error("qsnn_layer: KP must be a power of two");
+        end
+        if (HC % KP != 0 || WC % KP != 0) begin : g_bad_pool
+            $error("qsnn_layer: KP must divide the conv map");
+        end
+        if (FUSED < 0 || FUSED > 1 || C_RAM < 0 || C_RAM > 1) begin : g_bad_flags
+            $error("qsnn_layer: FUSED and C_RAM must be 0 or 1");
         end
     endgenerate
 
@@ -116,36 +181,34 @@ module qsnn_layer #(
         end
     endgenerate
 
-    reg [P*MB-1:0] thmem [0:K-1];
-    reg [P*MB-1:0] bmem [0:K-1];
-    reg [P*MB-1:0] cmem [0:K-1];
+    reg [P*MB-1:0] thmem [0:G-1];
+    reg [P*MB-1:0] bmem [0:G-1];
     reg [P*MB-1:0] vmem [0:K-1];
     initial begin
         $readmemh(TH_FILE, thmem);
         $readmemh(B_FILE, bmem);
     end
 
-    reg  [P*MB-1:0] th_rd, b_rd, c_rd, v_rd;
+    reg  [P*MB-1:0] th_rd, b_rd, v_rd;
+    wire [P*MB-1:0] c_rd;        // C word (C_RAM = 0: the bias word)
     reg             c_we, v_we;
     reg  [KW-1:0]   wa;          // chunk write address
     reg  [P*MB-1:0] c_wd, v_wd;
 
     // ---- control (stage 0) ---------------------------------------------------------
     reg [2:0]    state;
-    reg [KW-1:0] chunk;
+    wire [KW-1:0] chunk;         // chunk issued this cycle
+    wire [GW-1:0] th_ra;         // theta/bias word of the chunk in stage 1
+    wire         last;           // the chunk issued this cycle is the pass's/event's last
     reg [VB-1:0] ev_v;
     reg          ev_c;
-    reg [IW-1:0] ev_j;          // the event's input index, registered at accept
-    /* verilator lint_off WIDTH */
-    assign w_ra = ev_j * K + chunk;   // registered inputs only (the event's index is kept)
-    /* verilator lint_on WIDTH */
     // stage registers p1 .. p4 (stage n holds the chunk issued n cycles ago)
     reg          p1_valid, p2_valid, p3_valid, p4_valid;
     reg [2:0]    p1_kind, p2_kind, p3_kind, p4_kind;
     reg [KW-1:0] p1_chunk, p2_chunk, p3_chunk, p4_chunk;
     reg [VB-1:0] p1_v, p2_v;
     reg          p1_c, p2_c, p3_c, p4_c;
-    wire last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
+    wire p2_proc = p2_valid && p2_kind == S_PROC;
     wire accept = ev_valid && ev_ready;
     // an update/clear/loadv write still in flight (accumulates are forwarded instead)
     wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
@@ -154,13 +217,47 @@ module qsnn_layer #(
                       || (state == S_PROC && last);
     assign busy = (state != S_IDLE) || p1_valid || p2_valid || p3_valid || p4_valid;
 
+    generate
+        if (CONV == 0) begin : g_fc
+            // chunk counter; W address j*K + chunk from the registered event index
+            reg [KW-1:0] cnt;
+            reg [IW-1:0] ev_j;
+            always @(posedge clk) begin
+                if (rst) begin
+                    cnt <= {KW{1'b0}};
+                    ev_j <= {IW{1'b0}};
+                end else begin
+                    if (accept) ev_j <= ev_index;
+                    if (state == S_IDLE || last) cnt <= {KW{1'b0}};
+                    else cnt <= cnt + 1'b1;
+                end
+            end
+            assign chunk = cnt;
+            assign last = (cnt == K[KW-1:0] - 1'b1) || (K == 1);
+            /* verilator lint_off WIDTH */
+            assign w_ra = ev_j * K + cnt;
+            /* verilator lint_on WIDTH */
+            assign th_ra = p2_proc ? p2_chunk : p1_chunk;
+        end else begin : g_conv
+            wire [GW-1:0] grp;
+            reg  [GW-1:0] p1_g;
+            qsnn_conv_addr #(
+                .H(H_IN), .W(W_IN), .PAD(PAD), .KE(KE), .SE(SE), .DIV(DIV),
+                .HO(HO), .WO(WO), .G(G), .EW(EW), .MAW(KW), .WAW(WAW), .GW(GW)
+            ) u_addr (
+                .clk(clk), .rst(rst), .load(accept), .adv(state != S_IDLE && !last),
+                .ev_index(ev_index), .chunk(chunk), .g(grp), .waddr(w_ra), .last(last)
+            );
+            always @(posedge clk) p1_g <= grp;
+            assign th_ra = p1_g;     // theta/bias are read for update/clear/loadv only
+        end
+    endgenerate
+
     // S_IDLE accepts an event (issued from the next cycle) or a command; S_PROC issues one
     // chunk per cycle and accepts the next event while issuing its last chunk.
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
-            chunk <= {KW{1'b0}};
-            ev_j <= {IW{1'b0}};
             p1_valid <= 1'b0;
             p2_valid <= 1'b0;
             p3_valid <= 1'b0;
@@ -174,20 +271,15 @@ module qsnn_layer #(
             p4_valid <= p3_valid;
             if (accept) begin
                 ev_v <= ev_value;
-                ev_c <= ev_to_c;
-                ev_j <= ev_index;
+                ev_c <= ev_to_c && (C_RAM != 0);
             end
             if (state == S_IDLE) begin
-                chunk <= {KW{1'b0}};
                 if (accept) state <= S_PROC;
                 else if (cmd_clear) state <= S_CLEAR;
                 else if (cmd_loadv) state <= S_LOADV;
                 else if (cmd_update) state <= S_UPDATE;
             end else if (last) begin
-                chunk <= {KW{1'b0}};
                 if (!(state == S_PROC && accept)) state <= S_IDLE;
-            end else begin
-                chunk <= chunk + 1'b1;
             end
         end
         p1_kind <= state;
@@ -220,17 +312,24 @@ module qsnn_layer #(
         end
     endgenerate
 
-    wire p2_proc = p2_valid && p2_kind == S_PROC;
     // the passes never overlap: while an accumulate is in stage 2, stage 1 holds none else
     wire [KW-1:0] ra = p2_proc ? p2_chunk : p1_chunk;
     always @(posedge clk) begin
-        th_rd <= thmem[ra];
-        b_rd  <= bmem[ra];
-        c_rd  <= cmem[ra];
+        th_rd <= thmem[th_ra];
+        b_rd  <= bmem[th_ra];
         v_rd  <= vmem[ra];
-        if (c_we) cmem[wa] <= c_wd;
         if (v_we) vmem[wa] <= v_wd;
     end
+    // C RAM (C_RAM = 0: never written nor used; synthesis removes it)
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [P*MB-1:0] cmem [0:K-1];
+    reg  [P*MB-1:0] c_q;
+    /* verilator lint_on UNUSEDSIGNAL */
+    always @(posedge clk) begin
+        c_q <= cmem[ra];
+        if (c_we && C_RAM != 0) cmem[wa] <= c_wd;
+    end
+    assign c_rd = (C_RAM != 0) ? c_q : b_rd;
 
     // forwarding selects for the stage-3 accumulate, registered one cycle ahead:
     //   sel_s4 : the chunk in stage 4 next cycle is the one stage 3 will add to (K = 1)
