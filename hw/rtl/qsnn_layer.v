@@ -189,26 +189,31 @@ module qsnn_layer #(
         $readmemh(B_FILE, bmem);
     end
 
-    reg  [P*MB-1:0] th_rd, b_rd, v_rd;
-    wire [P*MB-1:0] c_rd;        // C word (C_RAM = 0: the bias word)
+    reg  [P*MB-1:0] th_rd, b_rd, c_rd, v_rd;
     reg             c_we, v_we;
     reg  [KW-1:0]   wa;          // chunk write address
     reg  [P*MB-1:0] c_wd, v_wd;
 
     // ---- control (stage 0) ---------------------------------------------------------
     reg [2:0]    state;
-    wire [KW-1:0] chunk;         // chunk issued this cycle
-    wire [GW-1:0] th_ra;         // theta/bias word of the chunk in stage 1
-    wire         last;           // the chunk issued this cycle is the pass's/event's last
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [KW-1:0] chunk;         // fully connected: chunk counter (conv: qsnn_conv_addr)
+    reg [IW-1:0] ev_j;          // fully connected: the event's input index, registered
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [VB-1:0] ev_v;
     reg          ev_c;
+    wire [KW-1:0] issue;        // chunk issued this cycle
+    wire         last;          // ... is the pass's or the event's last one
+    wire [GW-1:0] grp;          // conv: its channel group
     // stage registers p1 .. p4 (stage n holds the chunk issued n cycles ago)
     reg          p1_valid, p2_valid, p3_valid, p4_valid;
     reg [2:0]    p1_kind, p2_kind, p3_kind, p4_kind;
     reg [KW-1:0] p1_chunk, p2_chunk, p3_chunk, p4_chunk;
     reg [VB-1:0] p1_v, p2_v;
     reg          p1_c, p2_c, p3_c, p4_c;
-    wire p2_proc = p2_valid && p2_kind == S_PROC;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [GW-1:0] p1_g;          // conv: theta/bias word of the chunk in stage 1
+    /* verilator lint_on UNUSEDSIGNAL */
     wire accept = ev_valid && ev_ready;
     // an update/clear/loadv write still in flight (accumulates are forwarded instead)
     wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
@@ -219,37 +224,21 @@ module qsnn_layer #(
 
     generate
         if (CONV == 0) begin : g_fc
-            // chunk counter; W address j*K + chunk from the registered event index
-            reg [KW-1:0] cnt;
-            reg [IW-1:0] ev_j;
-            always @(posedge clk) begin
-                if (rst) begin
-                    cnt <= {KW{1'b0}};
-                    ev_j <= {IW{1'b0}};
-                end else begin
-                    if (accept) ev_j <= ev_index;
-                    if (state == S_IDLE || last) cnt <= {KW{1'b0}};
-                    else cnt <= cnt + 1'b1;
-                end
-            end
-            assign chunk = cnt;
-            assign last = (cnt == K[KW-1:0] - 1'b1) || (K == 1);
+            // W address j*K + chunk from the registered event index and the chunk counter
+            assign issue = chunk;
+            assign last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
             /* verilator lint_off WIDTH */
-            assign w_ra = ev_j * K + cnt;
+            assign w_ra = ev_j * K + chunk;
             /* verilator lint_on WIDTH */
-            assign th_ra = p2_proc ? p2_chunk : p1_chunk;
+            assign grp = {GW{1'b0}};
         end else begin : g_conv
-            wire [GW-1:0] grp;
-            reg  [GW-1:0] p1_g;
             qsnn_conv_addr #(
                 .H(H_IN), .W(W_IN), .PAD(PAD), .KE(KE), .SE(SE), .DIV(DIV),
                 .HO(HO), .WO(WO), .G(G), .EW(EW), .MAW(KW), .WAW(WAW), .GW(GW)
             ) u_addr (
                 .clk(clk), .rst(rst), .load(accept), .adv(state != S_IDLE && !last),
-                .ev_index(ev_index), .chunk(chunk), .g(grp), .waddr(w_ra), .last(last)
+                .ev_index(ev_index), .chunk(issue), .g(grp), .waddr(w_ra), .last(last)
             );
-            always @(posedge clk) p1_g <= grp;
-            assign th_ra = p1_g;     // theta/bias are read for update/clear/loadv only
         end
     endgenerate
 
@@ -258,6 +247,8 @@ module qsnn_layer #(
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
+            chunk <= {KW{1'b0}};
+            ev_j <= {IW{1'b0}};
             p1_valid <= 1'b0;
             p2_valid <= 1'b0;
             p3_valid <= 1'b0;
@@ -272,18 +263,24 @@ module qsnn_layer #(
             if (accept) begin
                 ev_v <= ev_value;
                 ev_c <= ev_to_c && (C_RAM != 0);
+                ev_j <= ev_index[IW-1:0];
             end
             if (state == S_IDLE) begin
+                chunk <= {KW{1'b0}};
                 if (accept) state <= S_PROC;
                 else if (cmd_clear) state <= S_CLEAR;
                 else if (cmd_loadv) state <= S_LOADV;
                 else if (cmd_update) state <= S_UPDATE;
             end else if (last) begin
+                chunk <= {KW{1'b0}};
                 if (!(state == S_PROC && accept)) state <= S_IDLE;
+            end else begin
+                chunk <= chunk + 1'b1;
             end
         end
         p1_kind <= state;
-        p1_chunk <= chunk;
+        p1_chunk <= issue;
+        p1_g <= grp;
         p1_v <= ev_v;
         p1_c <= ev_c;
         p2_kind <= p1_kind;
@@ -312,24 +309,25 @@ module qsnn_layer #(
         end
     endgenerate
 
+    wire p2_proc = p2_valid && p2_kind == S_PROC;
     // the passes never overlap: while an accumulate is in stage 2, stage 1 holds none else
     wire [KW-1:0] ra = p2_proc ? p2_chunk : p1_chunk;
+    // theta/bias word: the chunk (fully connected, G = K) or its group (conv; read for
+    // update/clear/loadv only, which are in stage 1)
+    /* verilator lint_off WIDTH */
+    wire [GW-1:0] gra = (CONV != 0) ? p1_g : ra;
+    /* verilator lint_on WIDTH */
+    // C RAM (C_RAM = 0: never written nor used, synthesis removes it; C = the bias word)
+    reg  [P*MB-1:0] cmem [0:K-1];
     always @(posedge clk) begin
-        th_rd <= thmem[th_ra];
-        b_rd  <= bmem[th_ra];
+        th_rd <= thmem[gra];
+        b_rd  <= bmem[gra];
+        c_rd  <= cmem[ra];
         v_rd  <= vmem[ra];
+        if (c_we && C_RAM != 0) cmem[wa] <= c_wd;
         if (v_we) vmem[wa] <= v_wd;
     end
-    // C RAM (C_RAM = 0: never written nor used; synthesis removes it)
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg  [P*MB-1:0] cmem [0:K-1];
-    reg  [P*MB-1:0] c_q;
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(posedge clk) begin
-        c_q <= cmem[ra];
-        if (c_we && C_RAM != 0) cmem[wa] <= c_wd;
-    end
-    assign c_rd = (C_RAM != 0) ? c_q : b_rd;
+    wire [P*MB-1:0] c_cur = (C_RAM != 0) ? c_rd : b_rd;
 
     // forwarding selects for the stage-3 accumulate, registered one cycle ahead:
     //   sel_s4 : the chunk in stage 4 next cycle is the one stage 3 will add to (K = 1)
@@ -354,7 +352,7 @@ module qsnn_layer #(
     end
 
     // ---- stage 3: accumulate sum; stage 4: saturate; stages 2-4: lanes -----------------
-    wire [P*MB-1:0] acc_ram = p3_c ? c_rd : v_rd;
+    wire [P*MB-1:0] acc_ram = p3_c ? c_cur : v_rd;
     wire [P*MB-1:0] acc_in = sel_s4 ? acc_wd : (sel_fwd ? fwd_data : acc_ram);
     reg  [P*AB-1:0] sum4;
     wire [P*MB-1:0] upd_v;
@@ -375,7 +373,7 @@ module qsnn_layer #(
                 .MB(MB), .LEAK_MULT(LEAK_MULT), .LEAK_PARAM(LEAK_PARAM),
                 .FRAC_BITS(FRAC_BITS), .RESET_MODE(RESET_MODE)
             ) u_lane (
-                .clk(clk), .v(v_rd[g*MB +: MB]), .c(c_rd[g*MB +: MB]),
+                .clk(clk), .v(v_rd[g*MB +: MB]), .c(c_cur[g*MB +: MB]),
                 .theta(th_rd[g*MB +: MB]), .s(upd_s[g]), .v_next(upd_v[g*MB +: MB])
             );
         end
@@ -390,7 +388,7 @@ module qsnn_layer #(
         wa = (wr_upd || wr_acc) ? p4_chunk : p2_chunk;
         c_wd = ({(P*MB){wr_acc}} & acc_wd) | ({(P*MB){wr_clr}} & b_rd);
         v_wd = ({(P*MB){wr_upd}} & upd_v) | ({(P*MB){wr_acc}} & acc_wd)
-               | ({(P*MB){wr_clr}} & b_rd) | ({(P*MB){wr_ldv}} & c_rd);
+               | ({(P*MB){wr_clr}} & b_rd) | ({(P*MB){wr_ldv}} & c_cur);
     end
 
     always @(posedge clk) begin
