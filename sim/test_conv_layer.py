@@ -121,3 +121,35 @@ def test_conv_layer(build, kind, sim_seed, tmp_path):
     runner = simlib.build("qsnn_layer", SRC, hp)
     simlib.run(runner, "benches.conv_bench", seed=sim_seed, files=files,
                env={"LAYER": layer, "IMAGES": 4 if kind == "random" else 3})
+
+
+#: (mutation of the RTL source, what the bench reports): each check can fail
+MUTATIONS = {
+    "no-forwarding-s4": ("qsnn_layer.v", "sel_s4 <= p2_proc && p3_proc",
+                         "sel_s4 <= 1'b0 && p2_proc && p3_proc", "V before the update"),
+    "row-step-off-by-one": ("qsnn_conv_addr.v", "row_waddr - SE * KE * G",
+                            "row_waddr - SE * KE * G + 1", "V before the update"),
+}
+
+
+@pytest.mark.parametrize("name", [
+    "no-forwarding-s4",
+    pytest.param("row-step-off-by-one",
+                 marks=pytest.mark.skipif(not FULL, reason="QSNN_FULL=1"))])
+def test_conv_bench_fails_on_a_mutated_engine(name, sim_seed, tmp_path):
+    """A disabled forwarding path / a wrong weight-address step is seen by the bench."""
+    fname, old, new, message = MUTATIONS[name]
+    srcs = []
+    for path in SRC:
+        if path.name == fname:
+            text = path.read_text()
+            assert old in text, f"mutation target {old!r} not in {fname}"
+            path = simlib.write_source(text.replace(old, new), fname)
+        srcs.append(path)
+    hp = BUILDS["k3p0-map2-G1"]
+    layer = draw_layer(hp, "random", sim_seed)
+    files = write_mems(hp, layer, tmp_path)
+    runner = simlib.build("qsnn_layer", srcs, hp)
+    with pytest.raises(simlib.SimError, match=message):
+        simlib.run(runner, "benches.conv_bench", seed=sim_seed, files=files,
+                   env={"LAYER": layer, "IMAGES": 2})
