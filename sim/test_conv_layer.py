@@ -21,8 +21,8 @@ import random
 import numpy as np
 import pytest
 import simlib
-
 from benches.conv_bench import geometry
+
 from qsnn.hw import convmap
 from qsnn.hw.generate import pack_words
 
