@@ -196,6 +196,20 @@ def channel_rows(g: ConvGeom, values: np.ndarray, fill: int) -> np.ndarray:
     return out.reshape(g.groups, g.lanes)
 
 
+def conv_mems(g: ConvGeom, w: np.ndarray, theta: np.ndarray, bias: np.ndarray | None,
+              mb: int, prefix: str = "l0") -> dict[str, list[str]]:
+    """``<prefix>_w.mem``, ``_theta.mem``, ``_bias.mem`` of a conv layer as ``$readmemh``
+    hex words (weights ``g.weight_bits`` wide; padded channels: θ = max, bias 0)."""
+    from qsnn.hw.generate import pack_words
+
+    b = np.zeros(g.co, np.int64) if bias is None else bias
+    return {
+        f"{prefix}_w.mem": pack_words(weight_rows(g, w), g.weight_bits),
+        f"{prefix}_theta.mem": pack_words(channel_rows(g, theta, (1 << (mb - 1)) - 1), mb),
+        f"{prefix}_bias.mem": pack_words(channel_rows(g, b, 0), mb),
+    }
+
+
 def unpack_map(g: ConvGeom, lanes: np.ndarray) -> np.ndarray:
     """Membrane-word lane values [HO·WO·G·P] (word-major) → neurons [CO, HO, WO]; the
     inverse of the layout word (Y·WO + X)·G + gi, lane p = neuron (gi·P + p, Y, X)."""

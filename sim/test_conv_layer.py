@@ -24,7 +24,6 @@ import simlib
 from benches.conv_bench import geometry
 
 from qsnn.hw import convmap
-from qsnn.hw.generate import pack_words
 
 SRC = simlib.rtl("qsnn_layer", "qsnn_lif_lane", "qsnn_conv_addr")
 COMMON = dict(LEAK_MULT=1, LEAK_PARAM=230, FRAC_BITS=8, RESET_MODE=0)
@@ -95,17 +94,14 @@ def draw_layer(hp: dict, kind: str, seed: int) -> dict:
 
 
 def write_mems(hp: dict, layer: dict, folder) -> list:
-    """w.mem / theta.mem / bias.mem in the engine's layout (``qsnn.hw.convmap``)."""
+    """w.mem / theta.mem / bias.mem in the engine's layout (``convmap.conv_mems``)."""
     g = geometry(hp)
-    rows = {
-        "w.mem": pack_words(convmap.weight_rows(g, np.array(layer["w"])), hp["WB"]),
-        "theta.mem": pack_words(convmap.channel_rows(g, np.array(layer["theta"]),
-                                                     (1 << (hp["MB"] - 1)) - 1), hp["MB"]),
-        "bias.mem": pack_words(convmap.channel_rows(g, np.array(layer["bias"]), 0), hp["MB"]),
-    }
+    assert g.weight_bits == hp["WB"], "build WB is not the layout's weight width"
+    mems = convmap.conv_mems(g, np.array(layer["w"]), np.array(layer["theta"]),
+                             np.array(layer["bias"]), hp["MB"])
     paths = []
-    for name, words in rows.items():
-        path = folder / name
+    for name, words in mems.items():
+        path = folder / name.removeprefix("l0_")
         path.write_text("\n".join(words) + "\n")
         paths.append(path)
     return paths

@@ -145,3 +145,17 @@ def test_fused_width_limit_is_the_boundary() -> None:
     """4 + 2·log2(4) = 8 bits fits; 5-bit weights fit only as an address map."""
     ConvGeom(1, 8, 8, 1, 0, 4, 4, 4, wb=4).check()
     ConvGeom(1, 8, 8, 1, 0, 4, 4, 4, wb=5, fused=False).check()
+
+
+def test_conv_mems_words() -> None:
+    """Hex words: lane 0 lowest, two's complement, fused weights 6 bits wide."""
+    g = ConvGeom(1, 4, 4, 1, 0, 2, 3, 2, fused=True, wb=4)
+    w = np.array([-7, 5, 1]).reshape(3, 1, 1, 1)
+    mems = convmap.conv_mems(g, w, np.array([3, 4, 5]), None, 8)
+    # Wf of a 1x1 kernel at Kp 2 is the 2x2 all-w kernel: 4 taps x G = 2 words each
+    wmask = (1 << 6) - 1
+    want0 = f"{((-7 & wmask) | (5 << 6)):03x}"
+    assert mems["l0_w.mem"][0::2] == [want0] * 4
+    assert mems["l0_w.mem"][1::2] == [f"{1:03x}"] * 4
+    assert mems["l0_theta.mem"] == ["0403", "7f05"]
+    assert mems["l0_bias.mem"] == ["0000", "0000"]
