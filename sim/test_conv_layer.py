@@ -44,23 +44,23 @@ BUILDS = {
                          FRAC_BITS=8, RESET_MODE=2),
 }
 FULL_BUILDS = {
-    "k5p0-map2-direct": dict(N_IN=2, H_IN=7, W_IN=5, N=5, P=4, KS=5, PAD=1, KP=2, FUSED=0,
+    "k5p1-map2-direct": dict(N_IN=2, H_IN=8, W_IN=6, N=5, P=4, KS=5, PAD=1, KP=2, FUSED=0,
                              C_RAM=1, WB=4, MB=20, VB=8, **COMMON),
     "k3p2-fused2-P1": dict(N_IN=1, H_IN=4, W_IN=6, N=2, P=1, KS=3, PAD=2, KP=2, FUSED=1,
                            C_RAM=0, WB=6, MB=14, VB=1, **COMMON),
     "k5p1-pool1-P8": dict(N_IN=3, H_IN=6, W_IN=6, N=7, P=8, KS=5, PAD=1, KP=1, FUSED=1,
                           C_RAM=0, WB=4, MB=16, VB=1, **COMMON),
-    "k3p1-fused4": dict(N_IN=1, H_IN=6, W_IN=6, N=3, P=2, KS=3, PAD=1, KP=4, FUSED=1,
+    "k3p1-fused4": dict(N_IN=1, H_IN=8, W_IN=8, N=3, P=2, KS=3, PAD=1, KP=4, FUSED=1,
                         C_RAM=0, WB=6, MB=14, VB=1, **COMMON),
-    "k3p1-map4-W_RUNTIME": dict(N_IN=2, H_IN=6, W_IN=6, N=4, P=4, KS=3, PAD=1, KP=4, FUSED=0,
-                                C_RAM=0, WB=4, MB=16, VB=1, W_RUNTIME=0, **COMMON),
+    "k3p1-map4-runtime": dict(N_IN=2, H_IN=8, W_IN=8, N=4, P=4, KS=3, PAD=1, KP=4, FUSED=0,
+                              C_RAM=0, WB=4, MB=16, VB=1, W_RUNTIME=1, **COMMON),
 }
 FULL = os.environ.get("QSNN_FULL", "") not in ("", "0")
 ALL = {**BUILDS, **FULL_BUILDS}
 
 CI_CASES = [(b, "random") for b in BUILDS] + [("k3p1-pool1-co5-P2", "saturate")]
 FULL_CASES = [(b, "random") for b in FULL_BUILDS] + [("k3p0-map2-G1", "saturate"),
-                                                     ("k5p2-fused2-direct", "saturate")]
+                                                     ("k3p2-fused2-P1", "saturate")]
 CASES = CI_CASES + [pytest.param(*c, marks=pytest.mark.skipif(not FULL, reason="QSNN_FULL=1"))
                     for c in FULL_CASES]
 

@@ -94,6 +94,31 @@ class ConvLayer:
         await start(dut)
         _T0[0] = ps()  # start() returns just past a rising edge
         await FallingEdge(dut.clk)
+        if int(params().get("W_RUNTIME", 0)):
+            await self.load_weights()
+
+    async def load_weights(self) -> None:
+        """W_RUNTIME = 1: write every weight word (convmap.weight_rows) through the load
+        port in shuffled order, with idle cycles carrying junk in between."""
+        dut, r = self.dut, rng("wload")
+        rows = convmap.weight_rows(self.g, self.w)
+        mask = (1 << self.g.weight_bits) - 1
+        words = [sum((int(v) & mask) << (lane * self.g.weight_bits)
+                     for lane, v in enumerate(row)) for row in rows]
+        order = list(range(len(words)))
+        r.shuffle(order)
+        for a in order:
+            if r.random() < 0.3:
+                dut.wl_we.value = 0
+                dut.wl_addr.value = r.randrange(len(words))
+                dut.wl_data.value = r.randrange(1 << len(dut.wl_data))
+                await FallingEdge(dut.clk)
+            dut.wl_we.value = 1
+            dut.wl_addr.value = a
+            dut.wl_data.value = words[a]
+            await FallingEdge(dut.clk)
+        dut.wl_we.value = 0
+        await FallingEdge(dut.clk)
 
     def index(self, c: int, y: int, x: int) -> int:
         """The packed event index {c, y, x}."""
