@@ -56,6 +56,16 @@ module qsnn_conv_addr #(
     localparam integer DB = (DIV > 1) ? DSH : 1;               // pool-window phase bits
     localparam integer CB = 20;                                // coordinate arithmetic
 
+    // a * k for a constant k by shifts and adds (no multiplier: DSP blocks stay free)
+    function [CB-1:0] mulc(input [CB-1:0] a, input integer k);
+        integer i;
+        begin
+            mulc = {CB{1'b0}};
+            for (i = 0; i < 31; i = i + 1)
+                if (((k >> i) & 1) == 1) mulc = mulc + (a << i);
+        end
+    endfunction
+
     // ---- event start values (combinational from the offered event) --------------------
     /* verilator lint_off WIDTH */
     wire [31:0] e32 = ev_index;
@@ -75,8 +85,8 @@ module qsnn_conv_addr #(
     wire [NW-1:0] xn0 = xhi - xlo;
     wire [DB-1:0] yph0 = (DIV > 1) ? ylo : 0;
     wire [DB-1:0] xph0 = (DIV > 1) ? xlo : 0;
-    wire [MAW-1:0] chunk0 = ((ylo >> DSH) * WO + (xlo >> DSH)) * G;
-    wire [WAW-1:0] waddr0 = ev_cc * (KE * KE * G) + ky0 * (KE * G) + kx0 * G;
+    wire [MAW-1:0] chunk0 = mulc(mulc(ylo >> DSH, WO) + (xlo >> DSH), G);
+    wire [WAW-1:0] waddr0 = mulc(ev_cc, KE * KE * G) + mulc(ky0, KE * G) + mulc(kx0, G);
     /* verilator lint_on WIDTH */
 
     // ---- counters ------------------------------------------------------------------------
