@@ -18,7 +18,7 @@ from qsnn.hw.generate import LayerParams, layer_mems
 
 SOURCES = {
     "qsnn_lif_lane": simlib.rtl("qsnn_lif_lane"),
-    "qsnn_layer": simlib.rtl("qsnn_layer", "qsnn_lif_lane"),
+    "qsnn_layer": simlib.rtl("qsnn_layer", "qsnn_lif_lane", "qsnn_conv_addr"),
     "qsnn_spikebuf": simlib.rtl("qsnn_spikebuf"),
     "qsnn_encoder": simlib.rtl("qsnn_encoder", "qsnn_lfsr"),
     "qsnn_sequencer": simlib.rtl("qsnn_sequencer"),
@@ -41,16 +41,31 @@ LEGAL = [
                     "LEAK_MULT": 0, "LEAK_PARAM": 2, "RESET_MODE": 1}),
     ("qsnn_layer", {"N_IN": 1, "N": 1, "P": 1, "WB": 2, "MB": 2, "VB": 1}),
     ("qsnn_layer", {"N_IN": 784, "N": 100, "P": 7, "WB": 8, "MB": 32, "VB": 16}),
+    # convolutional: fused pool, address-map pool, no pool; direct (C RAM) and hidden
+    ("qsnn_layer", {"N_IN": 3, "N": 5, "P": 2, "H_IN": 8, "W_IN": 8, "KS": 3, "PAD": 1,
+                    "KP": 2, "WB": 6, "C_RAM": 0}),
+    ("qsnn_layer", {"N_IN": 1, "N": 16, "P": 4, "H_IN": 28, "W_IN": 28, "KS": 5, "KP": 2,
+                    "FUSED": 0, "VB": 8, "MB": 22}),
+    ("qsnn_layer", {"N_IN": 16, "N": 64, "P": 16, "H_IN": 12, "W_IN": 12, "KS": 5, "KP": 2,
+                    "WB": 6, "MB": 18, "C_RAM": 0, "W_RUNTIME": 1}),
+    ("qsnn_layer", {"N_IN": 2, "N": 1, "P": 1, "H_IN": 1, "W_IN": 5, "KS": 3, "PAD": 2,
+                    "C_RAM": 0}),
     ("qsnn_spikebuf", {}),
     ("qsnn_spikebuf", {"N": 1, "P": 1}),
     ("qsnn_spikebuf", {"N": 10, "P": 16}),
     ("qsnn_spikebuf", {"N": 7, "P": 1}),
+    ("qsnn_spikebuf", {"N": 5, "P": 2, "HO": 3, "WO": 4, "COORD": 1}),
+    ("qsnn_spikebuf", {"N": 64, "P": 16, "HO": 4, "WO": 4, "COORD": 0}),
+    ("qsnn_spikebuf", {"N": 1, "P": 1, "HO": 1, "WO": 2, "COORD": 1}),
     ("qsnn_encoder", {}),
     ("qsnn_encoder", {"N_IN": 784, "T": 25, "ENC": 0, "PIXEL_MAX": 255, "VB": 8}),
     ("qsnn_encoder", {"N_IN": 13, "T": 3, "ENC": 1, "PIXEL_MAX": 255, "VB": 1}),
     ("qsnn_encoder", {"N_IN": 1, "T": 1, "ENC": 1, "PIXEL_MAX": 1, "VB": 1}),
     ("qsnn_encoder", {"N_IN": 12, "T": 5, "ENC": 2, "VB": 1}),
     ("qsnn_encoder", {"N_IN": 64, "T": 20, "ENC": 2, "VB": 1}),
+    ("qsnn_encoder", {"N_IN": 784, "ENC": 0, "PIXEL_MAX": 255, "VB": 8, "H": 28, "W": 28}),
+    ("qsnn_encoder", {"N_IN": 2048, "T": 20, "ENC": 2, "VB": 1, "H": 32, "W": 32}),
+    ("qsnn_encoder", {"N_IN": 12, "T": 2, "ENC": 1, "VB": 1, "H": 1, "W": 6}),
     ("qsnn_sequencer", {}),
     ("qsnn_sequencer", {"L": 1, "T": 1, "ENC": 0}),
     ("qsnn_sequencer", {"L": 3, "T": 7, "ENC": 2}),
@@ -77,6 +92,14 @@ ILLEGAL = [
     ("qsnn_encoder", {"ENC": 1, "VB": 1, "LFSR_SEED": 0}, "SEED must be nonzero"),
     ("qsnn_sequencer", {"L": 0}, "L and T must be >= 1"),
     ("qsnn_sequencer", {"T": 0}, "L and T must be >= 1"),
+    # convolution engine and coordinate producers
+    ("qsnn_layer", {"H_IN": 9, "W_IN": 9, "KS": 1, "KP": 3}, "KP must be a power of two"),
+    ("qsnn_layer", {"H_IN": 8, "W_IN": 8, "KS": 3, "PAD": 3}, "PAD must be 0..KS-1"),
+    ("qsnn_layer", {"H_IN": 7, "W_IN": 8, "KS": 1, "KP": 2}, "KP must divide the conv map"),
+    ("qsnn_layer", {"H_IN": 4, "W_IN": 4, "KS": 9, "PAD": 1}, "KS larger than the padded"),
+    ("qsnn_layer", {"H_IN": 8, "W_IN": 8, "KS": 3, "FUSED": 2}, "FUSED and C_RAM must be 0"),
+    ("qsnn_spikebuf", {"HO": 2, "WO": 2, "COORD": 2}, "COORD must be 0 or 1"),
+    ("qsnn_encoder", {"N_IN": 70, "H": 6, "W": 6}, "H*W must divide N_IN"),
 ]
 
 
@@ -85,10 +108,28 @@ def _ids(cases) -> list[str]:
             for c in cases]
 
 
+def conv_mem_params(hp: dict) -> dict:
+    """W_FILE/TH_FILE/B_FILE for a convolutional build: random words, as many as the
+    core's memories hold (N_IN·KE²·G weight words, G theta/bias words)."""
+    g = -(-hp["N"] // hp["P"])
+    ke = hp.get("KS", 1) + (hp.get("KP", 1) - 1 if hp.get("FUSED", 1) == 1 else 0)
+    rs = np.random.default_rng(hp["N"] * 1000 + hp["N_IN"])
+    out = {}
+    for key, words, bits in (("W_FILE", hp["N_IN"] * ke * ke * g, hp["WB"]),
+                             ("TH_FILE", g, hp["MB"]), ("B_FILE", g, hp["MB"])):
+        digits = -(-hp["P"] * bits // 4)
+        lines = [f"{int(v):0{digits}x}" for v in rs.integers(0, 1 << min(bits, 30), words)]
+        path = simlib.write_source("\n".join(lines) + "\n", f"conv_{key}_{words}.mem")
+        out[key] = f'"{path}"'
+    return out
+
+
 def layer_mem_params(params: dict) -> dict:
     """W_FILE/TH_FILE/B_FILE (absolute paths, as Verilog strings) for a deterministic
     random layer with these parameters, in the layout of ``layer_mems``."""
     hp = {**LAYER_DEFAULTS, **params}
+    if any(k in hp for k in ("H_IN", "W_IN", "KS", "KP")):
+        return conv_mem_params(hp)
     if not (2 <= hp["WB"] <= 8 and 2 <= hp["MB"] <= 32 and hp["P"] >= 1):
         hp = {**hp, "WB": min(max(hp["WB"], 2), 8)}  # files for an illegal build: any layout
     n, n_in, mb = hp["N"], hp["N_IN"], hp["MB"]
