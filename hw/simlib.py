@@ -308,6 +308,51 @@ def build(
     return runner
 
 
+def build_executable(
+    toplevel: str,
+    sources: Sequence[os.PathLike | str],
+    parameters: Mapping[str, object],
+    *,
+    build_dir_root: os.PathLike | str,
+    build_args: Sequence[str],
+    cpp: Sequence[os.PathLike | str],
+) -> Path:
+    """``verilator --cc --exe --build`` of ``toplevel`` with its own C++ main (``cpp``),
+    no cocotb: cached and locked like :func:`build` (the key covers the sources' and the
+    C++ files' contents, parameters, options and the Verilator version). Returns the
+    executable; raises :class:`BuildError` with the log on failure."""
+    exe_v = ensure_verilator()
+    files = [Path(s).resolve() for s in [*sources, *cpp]]
+    desc = {"toplevel": toplevel, "files": [str(f) for f in files],
+            "parameters": {k: _vparam(v) for k, v in parameters.items()},
+            "build_args": list(build_args), "verilator": verilator_version()}
+    h = hashlib.sha256(json.dumps(desc, sort_keys=True).encode())
+    for f in files:
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    key = h.hexdigest()[:16]
+    root = Path(build_dir_root).resolve()
+    build_dir = root / f"{toplevel}-exe-{key}"
+    exe = build_dir / f"V{toplevel}"
+    with _locked(root / f".{toplevel}-exe-{key}.lock"):
+        if not (build_dir / _STAMP).is_file():
+            shutil.rmtree(build_dir, ignore_errors=True)  # a half-finished build
+            build_dir.mkdir(parents=True)
+            cmd = [str(exe_v), "--cc", "--exe", "--build", "-j", "2", "--top-module", toplevel,
+                   "--Mdir", str(build_dir), "-o", exe.name, *build_args,
+                   *(f"-G{k}={_vparam(v)}" for k, v in parameters.items()),
+                   *(str(f) for f in files)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            (build_dir / "build.log").write_text(res.stdout + res.stderr)
+            if res.returncode != 0 or not exe.is_file():
+                errors = [ln for ln in (res.stdout + res.stderr).splitlines()
+                          if "%Error" in ln or "%Warning" in ln or "error:" in ln]
+                shutil.rmtree(build_dir, ignore_errors=True)
+                raise BuildError(f"Verilator build of {toplevel} {dict(parameters)} failed:\n"
+                                 + "\n".join(errors[:20]), res.stdout + res.stderr)
+            (build_dir / _STAMP).write_text(json.dumps(desc, indent=1, sort_keys=True))
+    return exe
+
+
 # --------------------------------------------------------------------------- run
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120] or "run"

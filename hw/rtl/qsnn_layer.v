@@ -84,16 +84,20 @@ module qsnn_layer #(
 
     generate
         if (P < 1 || N < 1 || N_IN < 1) begin : g_bad_size
-            $error("qsnn_layer: N, N_IN and P must be >= 1");
+            // N, N_IN and P must be >= 1
+            ERROR_qsnn_layer_N_N_IN_and_P_must_be_at_least_1 u_error ();
         end
         if (WB < 2 || WB > 8) begin : g_bad_wb
-            $error("qsnn_layer: WB must be 2..8");
+            // WB must be 2..8
+            ERROR_qsnn_layer_WB_must_be_2_to_8 u_error ();
         end
         if (VB < 1 || VB > 16) begin : g_bad_vb
-            $error("qsnn_layer: VB must be 1..16");
+            // VB must be 1..16
+            ERROR_qsnn_layer_VB_must_be_1_to_16 u_error ();
         end
         if (W_RUNTIME < 0 || W_RUNTIME > 1) begin : g_bad_wr
-            $error("qsnn_layer: W_RUNTIME must be 0 or 1");
+            // W_RUNTIME must be 0 or 1
+            ERROR_qsnn_layer_W_RUNTIME_must_be_0_or_1 u_error ();
         end
     endgenerate
 
