@@ -97,12 +97,13 @@ def _tb_params(design: BenchDesign, depth: int) -> dict[str, int]:
             "COUNT_BITS": design.count_bits, "W_BYTES": len(design.weights), "DEPTH": depth}
 
 
-def build_verilator(design: BenchDesign) -> Path:
-    """The cached Verilator executable of the bench around this design."""
+def build_verilator(design: BenchDesign, args: Sequence[str] = VERILATOR_ARGS) -> Path:
+    """The cached Verilator executable of the bench around this design (``args``: the
+    Verilator options; bench/sim_speed.py --options compares sets)."""
     try:
         return simlib.build_executable(
             TB, [*design.rtl, BENCHES / f"{TB}.v"], _tb_params(design, STIM_BYTES),
-            build_dir_root=design.hw_dir / "sim_build", build_args=VERILATOR_ARGS,
+            build_dir_root=design.hw_dir / "sim_build", build_args=args,
             cpp=[BENCHES / f"{TB}_main.cpp"])
     except RuntimeError as exc:  # simulator missing or the C++ build failed
         raise QsnnError(str(exc).splitlines()[0]) from None
@@ -180,7 +181,8 @@ def _launch(cmd: Sequence[str], design: BenchDesign, wall_limit: float) -> None:
 
 
 def run(design: BenchDesign, images: np.ndarray, timeout: int, seed: int = 1,
-        simulator: str = "verilator") -> list[Result]:
+        simulator: str = "verilator", verilator_args: Sequence[str] = VERILATOR_ARGS
+        ) -> list[Result]:
     """Simulate ``images`` ([N, ...] uint8 inputs) through the design; ``timeout``: cycles
     allowed per image (from the cycle model). One launch per batch, from reset (the
     weights are streamed again at the start of every launch)."""
@@ -192,7 +194,7 @@ def run(design: BenchDesign, images: np.ndarray, timeout: int, seed: int = 1,
                         f"{design.input_bytes}")
     work = design.hw_dir / "sim_run"
     work.mkdir(parents=True, exist_ok=True)
-    exe = build_verilator(design) if simulator == "verilator" else None
+    exe = build_verilator(design, verilator_args) if simulator == "verilator" else None
     step = batch_images(design) if exe else len(flat)
     out: list[Result] = []
     for first in range(0, len(flat), step):
