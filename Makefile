@@ -53,6 +53,7 @@ lint: $(STAMP)  ## ruff
 bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/golden_speed.py
+	$(BIN)/python bench/sim_speed.py
 
 data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
 	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \

