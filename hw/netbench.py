@@ -85,6 +85,11 @@ def bench_design(hw_dir: str | Path) -> BenchDesign:
     hw_dir = Path(hw_dir).resolve()
     params = json.loads((hw_dir / "params.json").read_text())
     wfile = hw_dir / "weights.bin"
+    needed = [hw_dir / f for f in params["rtl"]] + ([wfile] if params.get("runtime_weights")
+                                                   else [])
+    missing = [f.name for f in needed if not f.is_file()]
+    if missing:
+        raise QsnnError(f"incomplete design in {hw_dir} (no {missing[0]}): run qsnn hw again")
     return BenchDesign(hw_dir, tuple(hw_dir / f for f in params["rtl"]),
                        int(params["input_bytes"]), int(params["classes"]),
                        int(params["count_bits"]),

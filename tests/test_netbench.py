@@ -66,3 +66,12 @@ def test_unknown_simulator_and_wrong_image_size() -> None:
         netbench.run(DESIGN, np.zeros((1, 3), np.uint8), 100, simulator="modelsim")
     with pytest.raises(netbench.QsnnError, match="images of 4 bytes, the design takes 3"):
         netbench.run(DESIGN, np.zeros((1, 4), np.uint8), 100)
+
+
+def test_incomplete_design_is_one_line(tmp_path) -> None:
+    (tmp_path / "params.json").write_text(
+        '{"rtl": ["qsnn_layer.v", "qsnn_top.v"], "input_bytes": 64, "classes": 10, '
+        '"count_bits": 16, "runtime_weights": []}')
+    (tmp_path / "qsnn_layer.v").write_text("")
+    with pytest.raises(netbench.QsnnError, match="incomplete design .* no qsnn_top.v"):
+        netbench.bench_design(tmp_path)
