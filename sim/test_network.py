@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
 #: images per Icarus run (4-state, ~50x slower than Verilator here)
-ICARUS_IMAGES = 3
+ICARUS_IMAGES = 2
 
 
 def check_icarus(build: Path, hw: Path, images: int = ICARUS_IMAGES, seed: int = 1) -> None:
