@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(not netbench.icarus_ok(),
 
 #: a stand-in qsnn_top: takes IN_BYTES bytes, then after 8 cycles raises m_valid;
 #: MODE 0 behaves, 1 drops m_valid after one cycle, 2 changes m_counts while waiting,
-#: 3 never answers, 4 reports w_loaded before any weights, 5 never after them
+#: 3 never answers, 4 reports w_loaded before any weights, 5 never after them, 6 leaves
+#: bit 20 of m_counts (class 1) an unassigned, x register
 STUB = """`default_nettype none
 module qsnn_top (
     input wire clk, input wire rst, input wire s_valid, output wire s_ready,
@@ -30,6 +31,7 @@ module qsnn_top (
     localparam integer MODE = {mode};
     reg [7:0] got, wait_n;
     reg [15:0] wbytes;
+    reg xbit;  // never assigned: x in a 4-state simulator
     assign s_ready = got < 8'd3 && !m_valid;
     assign m_pred = 8'd1;
     assign m_cycles = 32'd11;
@@ -49,6 +51,7 @@ module qsnn_top (
             if (got == 8'd3 && !m_valid) wait_n <= wait_n + 8'd1;
             if (got == 8'd3 && wait_n == 8'd8 && MODE != 3) m_valid <= 1'b1;
             if (m_valid && MODE == 2) m_counts <= m_counts + 48'd1;
+            if (MODE == 6) m_counts[20] <= xbit;
             if (m_valid && (m_ready || MODE == 1)) begin
                 m_valid <= 1'b0; got <= 8'd0; wait_n <= 8'd0;
             end
@@ -83,6 +86,7 @@ def test_a_well_behaved_stub_passes(tmp_path) -> None:
     (3, b"", r"timeout: no m_valid \(image 0, 101 cycles\)"),
     (4, b"\1\2\3\4\5", "w_loaded before any weights were sent"),
     (5, b"\1\2\3\4\5", "w_loaded low after the whole weight blob"),
+    (6, b"", "x/z bits on m_counts for image 0"),
 ])
 def test_bench_checks_fail(tmp_path, mode, weights, message) -> None:
     with pytest.raises(BenchError, match=message):
