@@ -140,7 +140,7 @@ filesets:
   rtl:
     files:
 {rtl}
-    file_type: verilogSource
+    file_type: verilogSource-2005
   mem:
     files:
 {mem}
@@ -156,7 +156,7 @@ targets:
     tools:
       verilator:
         mode: lint-only
-        verilator_options: [-Wall]
+        verilator_options: [-Wall, --default-language, 1364-2005]
 """
 
 

@@ -5,7 +5,7 @@
 three tools.
 
 Parameter checks are portable: a generate-if instantiates an undefined module named after
-the broken rule (e.g. ``qsnn_board_io_error_POR_BITS_must_be_1_to_30``), an elaboration
+the broken rule (e.g. ``ERROR_qsnn_board_io_POR_BITS_must_be_1_to_30``), an elaboration
 error in Verilator, Icarus and Yosys alike.
 """
 
@@ -95,4 +95,4 @@ def test_illegal_params_stop_every_tool(core, params, rule):
                       ("yosys", simlib.yosys_check(SOURCES[core], core, params)),
                       ("icarus", icarus(core, params))):
         assert res.returncode != 0, f"{tool} accepted {core} {params}"
-        assert f"{core}_error_{rule}" in res.stderr + res.stdout, (tool, res.stderr)
+        assert f"ERROR_{core}_{rule}" in res.stderr + res.stdout, (tool, res.stderr)

@@ -29,16 +29,16 @@ module qsnn_board_io #(
 
     generate
         if (POR_BITS < 1 || POR_BITS > 30) begin : g_bad_por
-            qsnn_board_io_error_POR_BITS_must_be_1_to_30 u_error ();
+            ERROR_qsnn_board_io_POR_BITS_must_be_1_to_30 u_error ();
         end
         if (STRETCH_BITS < 1 || STRETCH_BITS > 31) begin : g_bad_stretch
-            qsnn_board_io_error_STRETCH_BITS_must_be_1_to_31 u_error ();
+            ERROR_qsnn_board_io_STRETCH_BITS_must_be_1_to_31 u_error ();
         end
         if (LED_ACTIVE_LOW < 0 || LED_ACTIVE_LOW > 1) begin : g_bad_led
-            qsnn_board_io_error_LED_ACTIVE_LOW_must_be_0_or_1 u_error ();
+            ERROR_qsnn_board_io_LED_ACTIVE_LOW_must_be_0_or_1 u_error ();
         end
         if (N_CONST < 0 || N_CONST > 32) begin : g_bad_const
-            qsnn_board_io_error_N_CONST_must_be_0_to_32 u_error ();
+            ERROR_qsnn_board_io_N_CONST_must_be_0_to_32 u_error ();
         end
     endgenerate
 

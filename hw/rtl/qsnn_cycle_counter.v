@@ -22,7 +22,7 @@ module qsnn_cycle_counter #(
 );
     generate
         if (WIDTH < 2 || WIDTH > 64) begin : g_bad_width
-            qsnn_cycle_counter_error_WIDTH_must_be_2_to_64 u_error ();
+            ERROR_qsnn_cycle_counter_WIDTH_must_be_2_to_64 u_error ();
         end
     endgenerate
 

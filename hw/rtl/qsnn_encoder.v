@@ -49,16 +49,20 @@ module qsnn_encoder #(
 
     generate
         if (ENC < 0 || ENC > 2) begin : g_bad_enc
-            $error("qsnn_encoder: ENC must be 0 (direct), 1 (rate) or 2 (events)");
+            // ENC must be 0 (direct), 1 (rate) or 2 (events)
+            ERROR_qsnn_encoder_ENC_must_be_0_1_or_2 u_error ();
         end
         if (PIXEL_MAX < 1 || PIXEL_MAX > 255) begin : g_bad_pmax
-            $error("qsnn_encoder: PIXEL_MAX must be 1..255 (8-bit input stream)");
+            // PIXEL_MAX must be 1..255 (8-bit input stream)
+            ERROR_qsnn_encoder_PIXEL_MAX_must_be_1_to_255 u_error ();
         end
         if (ENC == 0 && VB < 8) begin : g_bad_vb
-            $error("qsnn_encoder: direct input needs VB >= 8");
+            // direct input needs VB >= 8
+            ERROR_qsnn_encoder_direct_input_needs_VB_at_least_8 u_error ();
         end
         if (H < 1 || W < 1 || N_IN % (H * W) != 0) begin : g_bad_map
-            $error("qsnn_encoder: H*W must divide N_IN");
+            // H*W must divide N_IN
+            ERROR_qsnn_encoder_HxW_must_divide_N_IN u_error ();
         end
     endgenerate
 

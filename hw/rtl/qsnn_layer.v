@@ -131,34 +131,44 @@ module qsnn_layer #(
 
     generate
         if (P < 1 || N < 1 || N_IN < 1) begin : g_bad_size
-            $error("qsnn_layer: N, N_IN and P must be >= 1");
+            // N, N_IN and P must be >= 1
+            ERROR_qsnn_layer_N_N_IN_and_P_must_be_at_least_1 u_error ();
         end
         if (WB < 2 || WB > 8) begin : g_bad_wb
-            $error("qsnn_layer: WB must be 2..8");
+            // WB must be 2..8
+            ERROR_qsnn_layer_WB_must_be_2_to_8 u_error ();
         end
         if (VB < 1 || VB > 16) begin : g_bad_vb
-            $error("qsnn_layer: VB must be 1..16");
+            // VB must be 1..16
+            ERROR_qsnn_layer_VB_must_be_1_to_16 u_error ();
         end
         if (W_RUNTIME < 0 || W_RUNTIME > 1) begin : g_bad_wr
-            $error("qsnn_layer: W_RUNTIME must be 0 or 1");
+            // W_RUNTIME must be 0 or 1
+            ERROR_qsnn_layer_W_RUNTIME_must_be_0_or_1 u_error ();
         end
         if (H_IN < 1 || W_IN < 1 || KS < 1 || KP < 1) begin : g_bad_geom
-            $error("qsnn_layer: H_IN, W_IN, KS and KP must be >= 1");
+            // H_IN, W_IN, KS and KP must be >= 1
+            ERROR_qsnn_layer_H_IN_W_IN_KS_and_KP_must_be_at_least_1 u_error ();
         end
         if (PAD < 0 || PAD > KS - 1) begin : g_bad_pad
-            $error("qsnn_layer: PAD must be 0..KS-1");
+            // PAD must be 0..KS-1
+            ERROR_qsnn_layer_PAD_must_be_0_to_KS_minus_1 u_error ();
         end
         if (HC < 1 || WC < 1) begin : g_bad_kernel
-            $error("qsnn_layer: KS larger than the padded input map");
+            // KS larger than the padded input map
+            ERROR_qsnn_layer_KS_larger_than_the_padded_input_map u_error ();
         end
         if ((KP & (KP - 1)) != 0) begin : g_bad_kp
-            $error("qsnn_layer: KP must be a power of two");
+            // KP must be a power of two
+            ERROR_qsnn_layer_KP_must_be_a_power_of_two u_error ();
         end
         if (HC % KP != 0 || WC % KP != 0) begin : g_bad_pool
-            $error("qsnn_layer: KP must divide the conv map");
+            // KP must divide the conv map
+            ERROR_qsnn_layer_KP_must_divide_the_conv_map u_error ();
         end
         if (FUSED < 0 || FUSED > 1 || C_RAM < 0 || C_RAM > 1) begin : g_bad_flags
-            $error("qsnn_layer: FUSED and C_RAM must be 0 or 1");
+            // FUSED and C_RAM must be 0 or 1
+            ERROR_qsnn_layer_FUSED_and_C_RAM_must_be_0_or_1 u_error ();
         end
     endgenerate
 

@@ -45,10 +45,12 @@ module qsnn_spikebuf #(
 
     generate
         if (N < 1 || P < 1 || HO < 1 || WO < 1) begin : g_bad_size
-            $error("qsnn_spikebuf: N, P, HO and WO must be >= 1");
+            // N, P, HO and WO must be >= 1
+            ERROR_qsnn_spikebuf_N_P_HO_and_WO_must_be_at_least_1 u_error ();
         end
         if (COORD < 0 || COORD > 1) begin : g_bad_coord
-            $error("qsnn_spikebuf: COORD must be 0 or 1");
+            // COORD must be 0 or 1
+            ERROR_qsnn_spikebuf_COORD_must_be_0_or_1 u_error ();
         end
     endgenerate
 

@@ -37,13 +37,13 @@ module qsnn_top_io #(
 );
     generate
         if (CLASSES < 1) begin : g_bad_classes
-            qsnn_top_io_error_CLASSES_must_be_at_least_1 u_error ();
+            ERROR_qsnn_top_io_CLASSES_must_be_at_least_1 u_error ();
         end
         if (CW < 1 || CW > OW) begin : g_bad_cw
-            qsnn_top_io_error_CW_must_be_1_to_OW u_error ();
+            ERROR_qsnn_top_io_CW_must_be_1_to_OW u_error ();
         end
         if (W_RUNTIME < 0 || W_RUNTIME > 1) begin : g_bad_wr
-            qsnn_top_io_error_W_RUNTIME_must_be_0_or_1 u_error ();
+            ERROR_qsnn_top_io_W_RUNTIME_must_be_0_or_1 u_error ();
         end
     endgenerate
 
