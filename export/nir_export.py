@@ -22,7 +22,8 @@ therefore run the file as written. A leak-free layer (beta = 1) becomes ``nir.IF
 Weights are the IR's integers (as float32), biases the IR's integer bias plus the floor
 bias; Linear -> ``nir.Affine`` (``nir.Linear`` when the bias is zero), Conv2d -> ``nir.Conv2d``
 (the bias divided by K^2 when a pool follows), SumPool -> ``nir.SumPool2d``, Flatten ->
-``nir.Flatten`` (``start_dim = 0``: NIR shapes have no batch axis; run the importers' modules per image).
+``nir.Flatten`` (``start_dim = 0``: NIR shapes have no batch axis; run the importers'
+modules per image).
 
 Each LIF node's metadata keeps the exact integer parameters (reset, leak, leak_param,
 frac_bits, membrane_bits, floor_bias) so that ``qsnn import`` restores the IR bit for bit;
