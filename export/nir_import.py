@@ -75,7 +75,8 @@ def _check_node(name: str, node: nir.NIRNode) -> None:
         raise _bad(name, f"node type {kind} is not supported (supported: {SUPPORTED})")
     if isinstance(node, nir.Conv2d):
         if _pair(node.stride, name, "stride") != 1:
-            raise _bad(name, f"stride {tuple(np.broadcast_to(node.stride, 2))} is not supported "
+            raise _bad(name, f"stride {tuple(int(v) for v in np.broadcast_to(node.stride, 2))} "
+                             "is not supported "
                              "(stride 1 only)")
         if _pair(node.dilation, name, "dilation") != 1 or int(node.groups) != 1:
             raise _bad(name, "dilation and groups other than 1 are not supported")

@@ -124,7 +124,7 @@ BAD = {
                                                v_threshold=np.ones(10))),
              "'n1': synaptic current"),
     "delay": (_graph(nir.Linear(W), nir.Delay(np.ones(10)), _lif(10)), "'n1': delays"),
-    "stride": (_graph(nir.Conv2d(None, np.ones((2, 1, 3, 3)), 2, 0, 1, 1, np.zeros(2)),
+    "stride": (_graph(nir.Conv2d((8, 8), np.ones((2, 1, 3, 3)), 2, 0, 1, 1, np.zeros(2)),
                       _lif(10)), "'n0': stride (2, 2)"),
     "recurrent": (_graph(nir.Linear(W), _lif(10), edges=[
         ("input", "n0"), ("n0", "n1"), ("n1", "n0"), ("n1", "output")]),
