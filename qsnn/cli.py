@@ -366,7 +366,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_sweep)
 
 
-COMMANDS = (add_train, add_export, add_import, add_eval, add_hw, add_verify, add_bitstream, add_program,
+COMMANDS = (add_train, add_export, add_import, add_eval, add_hw, add_verify, add_bitstream,
+            add_program,
             add_run, add_experiment, add_sweep)
 
 
