@@ -15,7 +15,7 @@ RUNTIME_WEIGHTS ?=
 CLOCK ?=
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup train export hw verify bitstream test lint bench data clean help
+.PHONY: setup train export hw verify bitstream test lint bench data icarus clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,7 @@ lint: $(STAMP)  ## ruff
 bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/golden_speed.py
+	$(BIN)/python bench/sim_speed.py
 
 data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
 	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
@@ -60,6 +61,14 @@ data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
 	else \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+icarus:  ## install Icarus Verilog (Debian package iverilog), the second simulator of pytest sim/
+	@if command -v iverilog >/dev/null && command -v vvp >/dev/null; then \
+	  echo "Icarus Verilog already installed: $$(iverilog -V 2>&1 | head -1)"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; \
 	fi
 
 clean:  ## remove generated outputs (keeps .venv)

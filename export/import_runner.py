@@ -29,7 +29,7 @@ import torch
 from qsnn import atomic
 from qsnn.errors import QsnnError
 from qsnn.export import golden, nir_interp, serialize
-from qsnn.export.ir import LIF, Graph, InputEncoder, Readout
+from qsnn.export.ir import LIF, Encoding, Graph, InputEncoder, Readout
 from qsnn.export.nir_import import block_nodes, parse
 from qsnn.export.runner import assign_widths, golden_vectors, write_golden
 
@@ -60,8 +60,8 @@ def to_graph(chain: list, meta: dict[str, Any], opts: dict[str, Any], image_shap
              pixel_max: int, bits: int, name: str) -> tuple[Graph, list[dict[str, Any]]]:
     """The validated IR graph of a NIR chain, and the per-layer changes."""
     in_scale = float(opts["input_scale"] or 1.0 / pixel_max)
-    encoding = str(meta.get("encoding", "direct")) if opts["qsnn"] else "direct"
-    seed = int(meta.get("lfsr_seed", 0)) if encoding == "rate" else 0
+    encoding = str(meta.get("encoding", Encoding.DIRECT)) if opts["qsnn"] else Encoding.DIRECT
+    seed = int(meta.get("lfsr_seed", 0)) if encoding == Encoding.RATE else 0
     enc = InputEncoder("input", encoding, tuple(image_shape), pixel_max, seed)
     nodes, changes, used, shape = [], [], {"input", "readout"}, tuple(image_shape)
     for block in parse(chain):

@@ -40,7 +40,7 @@ import nir
 import numpy as np
 
 from qsnn.atomic import atomic_write
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, Linear, SumPool
+from qsnn.export.ir import LIF, Conv2d, Encoding, Flatten, Graph, Leak, Linear, SumPool
 from qsnn.train.lif import beta_of
 
 DT = 1e-4  # seconds per time step (snnTorch's importer hard-codes this value)
@@ -73,7 +73,7 @@ def floor_bias(node: LIF) -> float:
     """Mean rounding of the integer leak per step, as a current: ``-(1 - g/2^F)/2`` for
     ``floor(m U / 2^F)`` (g = gcd(m, 2^F); m U mod 2^F is spread over multiples of g) and
     ``+(1 - 2^-k)/2`` for ``U - floor(U / 2^k)``."""
-    if node.leak == "mult":
+    if node.leak == Leak.MULT:
         full = 1 << node.frac_bits
         return -(1.0 - math.gcd(node.leak_param, full) / full) / 2
     return (1.0 - 2.0 ** -node.leak_param) / 2
@@ -126,7 +126,7 @@ def graph_metadata(graph: Graph) -> dict:
             "dt": DT, "encoding": inp.encoding, "pixel_max": inp.pixel_max,
             "input_scale": 1.0, "readout": "spike counts, argmax (lowest index on ties)",
             "convention": CONVENTION, "note": LIMITS}
-    if inp.encoding == "rate":
+    if inp.encoding == Encoding.RATE:
         meta["lfsr_seed"] = inp.lfsr_seed
     for key in ("dataset", "precision"):
         if isinstance(graph.metadata.get(key), str):

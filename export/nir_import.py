@@ -30,7 +30,7 @@ import nir
 import numpy as np
 
 from qsnn.errors import QsnnError
-from qsnn.export.ir import LIF, Conv2d, Flatten, Linear, SumPool
+from qsnn.export.ir import LIF, Conv2d, Flatten, Leak, Linear, Reset, SumPool
 from qsnn.train.lif import MAX_THETA_INT, beta_of, quantize_beta
 
 SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF"
@@ -183,7 +183,7 @@ def integer_lif(name: str, block: Block, shape: tuple[int, ...], unit: np.ndarra
                 meta: dict[str, Any]) -> LIF:
     """The integer LIF of a block (its ``changes`` filled in)."""
     qsnn = {k: meta[k] for k in ("leak", "leak_param", "frac_bits", "reset") if k in meta}
-    leak = str(qsnn.get("leak", "mult"))
+    leak = str(qsnn.get("leak", Leak.MULT))
     frac = int(qsnn.get("frac_bits", 8))
     param = int(qsnn.get("leak_param", quantize_beta(beta, leak, frac)))
     theta_int = np.clip(np.round(theta / unit), 1, MAX_THETA_INT)
@@ -192,14 +192,14 @@ def integer_lif(name: str, block: Block, shape: tuple[int, ...], unit: np.ndarra
     block.changes.update({
         "beta": beta, "beta_int": beta_of(leak, param, frac), "leak": leak,
         "leak_param": param, "frac_bits": frac,
-        "reset": str(qsnn.get("reset", "zero")),
+        "reset": str(qsnn.get("reset", Reset.ZERO)),
         "reset_note": ("qsnn metadata" if "reset" in qsnn else
                        "NIR reset to 0 after the spike = the IR's zero reset"),
         "theta_max_rel_error": float(np.max(np.abs(theta_int * unit - theta)
                                             / np.maximum(np.abs(theta), 1e-30))),
         "bias_max_abs_error_units": float(np.max(np.abs(b_int - b_units))) if bias.size else 0.0,
     })
-    return LIF(name, shape, leak, param, frac, str(qsnn.get("reset", "zero")), 32,
+    return LIF(name, shape, leak, param, frac, str(qsnn.get("reset", Reset.ZERO)), 32,
                theta_int.astype(np.int32), b_int.astype(np.int32) if b_int.any() else None)
 
 

