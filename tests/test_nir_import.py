@@ -12,6 +12,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from nir_consumers import one_thread
 from qsnn_testutil import ROOT, TINY
 
 from qsnn import config
@@ -53,6 +54,12 @@ def snntorch_digits_net() -> nir.NIRGraph:
             opt.step()
     with contextlib.redirect_stdout(io.StringIO()):
         return export_to_nir(net.eval(), x[:1], ignore_dims=[0])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from pathlib import Path
 import nir
 import numpy as np
 import pytest
-from nir_consumers import norse_counts, snntorch_counts
+import torch
+from nir_consumers import norse_counts, one_thread, snntorch_counts
 from qsnn_testutil import ROOT
 
 from qsnn import config
@@ -23,6 +24,12 @@ from qsnn.train.runner import train
 DIGITS = ["train.epochs=4", "data.time_steps=10"]
 FASHION = ["data.max_train=1500", "data.max_test=200", "train.epochs=1", "data.time_steps=10",
            "data.val_fraction=0.1"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def _build(tmp_path_factory, cfg_file: str, overrides: list[str], name: str) -> Path:
@@ -84,6 +91,18 @@ def test_fashion_mlp_nir_runs_in_snntorch_and_norse(fashion_build: Path) -> None
     for name in ("snntorch", "norse"):  # agreement with the subtract-reset golden: reported
         assert agree[f"{name}_zero_reset"] >= 0.97
         assert agree[f"{name}_zero_reset_exact"] >= 0.5
+
+
+def test_batched_run_equals_per_image_run(digits_build: Path) -> None:
+    """The batch-axis shift of the importers' Flatten (``nir_consumers``) changes nothing."""
+    from qsnn.data import load_dataset
+
+    g = nir.read(digits_build / "model.nir")
+    x = load_dataset("digits").test.x[:12]
+    for run in (lambda b: snntorch_counts(g, x, 10, batched=b),
+                lambda b: norse_counts(g, x, 10, DT, batched=b)):
+        batched = run(True)
+        assert torch.equal(batched, run(False)) and int(batched.sum()) > 0
 
 
 def test_old_parameterisation_is_caught(digits_build: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from nir_consumers import one_thread
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.fold_constants import FoldConstants
@@ -26,6 +27,12 @@ from qsnn.export import golden, lower, pass_checks
 from qsnn.export.ir import Graph
 from qsnn.export.qonnx_export import BATCH_AXIS, export_step_qonnx, step_inputs, with_batch
 from qsnn.export.qonnx_finn import inference_cost, input_datatype, membrane_bits
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def golden_trace(model, x: torch.Tensor) -> golden.GoldenResult:
