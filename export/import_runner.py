@@ -82,7 +82,8 @@ def to_graph(chain: list, meta: dict[str, Any], opts: dict[str, Any], image_shap
 
 def _keep_widths(graph: Graph, chain: list) -> Graph:
     """qsnn files: keep the exported membrane widths (at least the minimal ones)."""
-    wanted = [int(dict(n.metadata).get("membrane_bits", 0)) for _, n in chain
+    cells = [n.neuron if isinstance(n, nir_interp.Membrane) else n for _, n in chain]
+    wanted = [int(dict(n.metadata).get("membrane_bits", 0)) for n in cells
               if hasattr(n, "v_threshold")]
     lifs = iter(wanted)
     nodes = tuple(dataclasses.replace(n, membrane_bits=max(n.membrane_bits, next(lifs)))

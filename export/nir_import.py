@@ -1,7 +1,9 @@
 """``qsnn import``: a NIR graph (snnTorch, Norse, SpikingJelly, Lava-dl, qsnn) -> deployment IR.
 
 The graph must be a chain of blocks ``[Flatten] (Affine | Linear | Conv2d) [SumPool2d |
-AvgPool2d] (LIF | IF)`` (:func:`parse`); anything else is one error line naming the node.
+AvgPool2d] (LIF | IF | membrane loop)`` (:func:`parse`; a membrane loop is qsnn's form of
+the subtract and no reset, :class:`qsnn.export.nir_interp.Membrane`); anything else is one
+error line naming the node.
 Per block, with the float network of :mod:`qsnn.export.nir_interp` at time step ``dt``
 (``beta = 1 - dt/tau``, input gain ``g = dt r / tau``; IF: beta = 1, ``g = dt r``)::
 
@@ -11,8 +13,13 @@ Per block, with the float network of :mod:`qsnn.export.nir_interp` at time step 
     theta  = clamp(round(v_threshold_c / unit_c), 1, 2^20)
     bias   = round(g_c * b_c * (K^2 for SumPool) / unit_c - floor_bias)
     leak   = mult, m = round(beta * 2^8)             (qsnn files: their own leak/reset/widths)
-    reset  = zero                                    (NIR resets to v_reset = 0 after a spike:
-                                                      spike-equivalent to the IR's zero reset)
+    reset  = zero                                    (LIF/IF: NIR resets to v_reset = 0 after
+                                                      a spike = the IR's zero reset)
+
+A membrane loop (``u = U(I + L(u)[t-1] + F(s)[t-1])``, ``s = neuron(u)``) needs U = identity,
+L = beta * identity (one beta per layer), a memoryless LIF neuron (tau = dt: it fires on
+``r u > v_threshold``, so theta = v_threshold / r, gain g = 1) and F = -theta * identity
+(reset ``subtract``) or no F (reset ``none``).
 
 What changes (reported per layer in ``import_report.json``): weight rounding and clipping,
 threshold and bias rounding, beta rounded to m/2^F and the floor in the integer leak.
@@ -31,9 +38,10 @@ import numpy as np
 
 from qsnn.errors import QsnnError
 from qsnn.export.ir import LIF, Conv2d, Flatten, Leak, Linear, Reset, SumPool
+from qsnn.export.nir_interp import Membrane
 from qsnn.train.lif import MAX_THETA_INT, beta_of, quantize_beta
 
-SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF"
+SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, membrane loops"
 WHY = {
     "CubaLIF": "synaptic current (CubaLIF) has no counterpart in the integer LIF",
     "CubaLI": "synaptic current (CubaLI) has no counterpart in the integer LIF",
@@ -41,6 +49,12 @@ WHY = {
     "NIRGraph": "a subgraph (a recurrent layer) is not supported",
     "LI": "a non-spiking leaky integrator (LI) has no spike output for the IR's readout",
     "I": "a non-spiking integrator (I) has no spike output for the IR's readout",
+}
+
+RESET_NOTES = {
+    Reset.ZERO: "NIR reset to 0 right after the spike = the IR's zero reset",
+    Reset.SUBTRACT: "membrane loop with reset -theta on the previous spikes = subtract reset",
+    Reset.NONE: "membrane loop without a reset = reset none",
 }
 
 
@@ -70,6 +84,9 @@ def _check_node(name: str, node: nir.NIRNode) -> None:
     kind = type(node).__name__
     if kind in WHY:
         raise _bad(name, WHY[kind])
+    if isinstance(node, Membrane):
+        _check_node(name, node.neuron)
+        return
     if not isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d,
                              nir.Flatten, nir.LIF, nir.IF)):
         raise _bad(name, f"node type {kind} is not supported (supported: {SUPPORTED})")
@@ -140,12 +157,15 @@ def _per_channel(values: Any, shape: tuple[int, ...], name: str, what: str) -> n
 
 
 def neuron_params(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float
-                  ) -> tuple[float, np.ndarray, np.ndarray]:
-    """(beta, input gain g_c, threshold_c) of a LIF/IF under forward Euler at ``dt``."""
+                  ) -> tuple[float, np.ndarray, np.ndarray, str]:
+    """(beta, input gain g_c, threshold_c, reset) of a LIF/IF under forward Euler at ``dt``,
+    or of a membrane loop (:func:`membrane_params`)."""
+    if isinstance(node, Membrane):
+        return membrane_params(name, node, shape, dt)
     r = _per_channel(node.r, shape, name, "r")
     theta = _per_channel(node.v_threshold, shape, name, "v_threshold")
     if isinstance(node, nir.IF):
-        return 1.0, dt * r, theta
+        return 1.0, dt * r, theta, Reset.ZERO
     tau = np.asarray(node.tau, np.float64)
     if np.any(tau != tau.flat[0]):
         raise _bad(name, "per-neuron time constants are not supported (one leak per layer)")
@@ -153,7 +173,40 @@ def neuron_params(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: floa
     if not 0.0 <= beta <= 1.0:
         raise _bad(name, f"tau = {float(tau.flat[0]):g} gives beta = {beta:g} at dt = {dt:g} "
                          "(outside 0..1); give the time step with --dt")
-    return beta, dt * r / float(tau.flat[0]), theta
+    return beta, dt * r / float(tau.flat[0]), theta, Reset.ZERO
+
+
+def _diagonal(name: str, node: nir.NIRNode, what: str) -> np.ndarray:
+    """The per-channel gains of a diagonal Linear/Affine or 1x1 Conv2d (zero bias)."""
+    w = np.asarray(node.weight, np.float64)
+    if w.ndim == 4 and w.shape[2:] != (1, 1):
+        raise _bad(name, f"{what}: a membrane loop needs a 1x1 kernel, not {w.shape[2:]}")
+    w = w.reshape(w.shape[0], -1)
+    bias = np.asarray(getattr(node, "bias", 0.0), np.float64)
+    if w.shape[0] != w.shape[1] or np.any(w != np.diag(np.diag(w))) or np.any(bias != 0):
+        raise _bad(name, f"{what} of a membrane loop must be diagonal without bias")
+    return np.diag(w).copy()
+
+
+def membrane_params(name: str, node: Membrane, shape: tuple[int, ...], dt: float
+                    ) -> tuple[float, np.ndarray, np.ndarray, str]:
+    """(beta, gain 1, threshold, subtract|none) of a membrane loop (module docstring)."""
+    leak = _diagonal(name, node.leak, "the leak")
+    if np.any(_diagonal(name, node.u, "the membrane node") != 1):
+        raise _bad(name, "the membrane node of a membrane loop must be an identity")
+    if np.any(leak != leak[0]) or not 0.0 <= leak[0] <= 1.0:
+        raise _bad(name, "the leak of a membrane loop must be one beta in 0..1 per layer")
+    cell = node.neuron
+    if not isinstance(cell, nir.LIF) or not np.allclose(dt / np.asarray(cell.tau), 1.0):
+        raise _bad(name, f"the neuron of a membrane loop must be a LIF with tau = dt = {dt:g}")
+    theta = (_per_channel(cell.v_threshold, shape, name, "v_threshold")
+             / _per_channel(cell.r, shape, name, "r"))
+    if node.reset is None:
+        return float(leak[0]), np.ones(shape[0]), theta, Reset.NONE
+    if not np.allclose(_diagonal(name, node.reset, "the reset"), -theta, rtol=1e-6):
+        raise _bad(name, "the reset of a membrane loop must subtract the threshold "
+                         "(weight -v_threshold/r)")
+    return float(leak[0]), np.ones(shape[0]), theta, Reset.SUBTRACT
 
 
 def weight_scale(w: np.ndarray, bits: int) -> float:
@@ -179,9 +232,11 @@ def quantize_weight(w: np.ndarray, bits: int) -> tuple[np.ndarray, float, dict[s
 
 
 def integer_lif(name: str, block: Block, shape: tuple[int, ...], unit: np.ndarray,
-                beta: float, gain: np.ndarray, theta: np.ndarray, bias: np.ndarray,
+                params: tuple[float, np.ndarray, np.ndarray, str], bias: np.ndarray,
                 meta: dict[str, Any]) -> LIF:
-    """The integer LIF of a block (its ``changes`` filled in)."""
+    """The integer LIF of a block (its ``changes`` filled in); ``params`` as
+    :func:`neuron_params` returns them."""
+    beta, gain, theta, reset = params
     qsnn = {k: meta[k] for k in ("leak", "leak_param", "frac_bits", "reset") if k in meta}
     leak = str(qsnn.get("leak", Leak.MULT))
     frac = int(qsnn.get("frac_bits", 8))
@@ -192,14 +247,13 @@ def integer_lif(name: str, block: Block, shape: tuple[int, ...], unit: np.ndarra
     block.changes.update({
         "beta": beta, "beta_int": beta_of(leak, param, frac), "leak": leak,
         "leak_param": param, "frac_bits": frac,
-        "reset": str(qsnn.get("reset", Reset.ZERO)),
-        "reset_note": ("qsnn metadata" if "reset" in qsnn else
-                       "NIR reset to 0 after the spike = the IR's zero reset"),
+        "reset": str(qsnn.get("reset", reset)),
+        "reset_note": "qsnn metadata" if "reset" in qsnn else RESET_NOTES[reset],
         "theta_max_rel_error": float(np.max(np.abs(theta_int * unit - theta)
                                             / np.maximum(np.abs(theta), 1e-30))),
         "bias_max_abs_error_units": float(np.max(np.abs(b_int - b_units))) if bias.size else 0.0,
     })
-    return LIF(name, shape, leak, param, frac, str(qsnn.get("reset", Reset.ZERO)), 32,
+    return LIF(name, shape, leak, param, frac, str(qsnn.get("reset", reset)), 32,
                theta_int.astype(np.int32), b_int.astype(np.int32) if b_int.any() else None)
 
 
@@ -234,12 +288,13 @@ def block_nodes(block: Block, shape: tuple[int, ...], in_scale: float, bits: int
         shape = out[-1].out_shape(shape)
         pool_div, bias_mul = (kp * kp, 1) if isinstance(pnode, nir.AvgPool2d) else (1, kp * kp)
     nname, nnode = block.neuron
-    beta, gain, theta = neuron_params(nname, nnode, shape, dt)
+    params = neuron_params(nname, nnode, shape, dt)
+    gain = params[1]
     bias = np.zeros(shape[0]) if isinstance(wnode, nir.Linear) else np.asarray(
         wnode.bias, np.float64).reshape(-1) * bias_mul
     unit = gain * s * in_scale / pool_div
-    meta = dict(getattr(nnode, "metadata", {}) or {})
+    cell = nnode.neuron if isinstance(nnode, Membrane) else nnode
+    meta = dict(getattr(cell, "metadata", {}) or {})
     meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in meta.items()}
-    out.append(integer_lif(ir_name(nname, used), block, shape, unit, beta, gain, theta, bias,
-                           meta))
+    out.append(integer_lif(ir_name(nname, used), block, shape, unit, params, bias, meta))
     return out, shape
