@@ -1,9 +1,10 @@
 """``qsnn import``: a NIR graph (snnTorch, Norse, SpikingJelly, Lava-dl, qsnn) -> deployment IR.
 
 The graph must be a chain of blocks ``[Flatten] (Affine | Linear | Conv2d) [SumPool2d |
-AvgPool2d] (LIF | IF | membrane loop)`` (:func:`parse`; a membrane loop is qsnn's form of
-the subtract and no reset, :class:`qsnn.export.nir_interp.Membrane`); anything else is one
-error line naming the node.
+AvgPool2d] (LIF | IF | membrane loop | LI | I)`` (:func:`parse`; a membrane loop is qsnn's
+form of the subtract and no reset, :class:`qsnn.export.nir_interp.Membrane`; the
+non-spiking LI and I only as the last layer, the readout); anything else is one error
+line naming the node.
 Per block, with the float network of :mod:`qsnn.export.nir_interp` at time step ``dt``
 (``beta = 1 - dt/tau``, input gain ``g = dt r / tau``; IF: beta = 1, ``g = dt r``)::
 
@@ -15,6 +16,12 @@ Per block, with the float network of :mod:`qsnn.export.nir_interp` at time step 
     leak   = mult, m = round(beta * 2^8)             (qsnn files: their own leak/reset/widths)
     reset  = zero                                    (LIF/IF: NIR resets to v_reset = 0 after
                                                       a spike = the IR's zero reset)
+
+An LI/I readout (prediction = argmax of its membrane after the last step) becomes a
+spiking LIF with the same beta and gain, reset ``subtract`` and one threshold theta_r
+(float, in the LI's membrane units) chosen by ``qsnn.export.import_runner`` on calibration
+images: the spike counts of the integer network rate-decode the membrane, an
+approximation whose prediction agreement the import report states.
 
 A membrane loop (``u = U(I + L(u)[t-1] + F(s)[t-1])``, ``s = neuron(u)``) needs U = identity,
 L = beta * identity (one beta per layer), a memoryless LIF neuron (tau = dt: it fires on
@@ -41,21 +48,23 @@ from qsnn.export.ir import LIF, Conv2d, Flatten, Leak, Linear, Reset, SumPool
 from qsnn.export.nir_interp import Membrane
 from qsnn.train.lif import MAX_THETA_INT, beta_of, quantize_beta
 
-SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, membrane loops"
+SUPPORTED = ("Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, membrane loops, "
+             "LI and I as the last layer")
 WHY = {
     "CubaLIF": "synaptic current (CubaLIF) has no counterpart in the integer LIF",
     "CubaLI": "synaptic current (CubaLI) has no counterpart in the integer LIF",
     "Delay": "delays are not supported",
     "NIRGraph": "a subgraph (a recurrent layer) is not supported",
-    "LI": "a non-spiking leaky integrator (LI) has no spike output for the IR's readout",
-    "I": "a non-spiking integrator (I) has no spike output for the IR's readout",
 }
+READOUTS = (nir.LI, nir.I)
 
 RESET_NOTES = {
     Reset.ZERO: "NIR reset to 0 right after the spike = the IR's zero reset",
     Reset.SUBTRACT: "membrane loop with reset -theta on the previous spikes = subtract reset",
     Reset.NONE: "membrane loop without a reset = reset none",
 }
+READOUT_NOTE = ("non-spiking readout -> subtract-reset LIF with a calibrated threshold: "
+                "prediction by spike counts instead of the membrane after the last step")
 
 
 @dataclass
@@ -88,7 +97,7 @@ def _check_node(name: str, node: nir.NIRNode) -> None:
         _check_node(name, node.neuron)
         return
     if not isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d,
-                             nir.Flatten, nir.LIF, nir.IF)):
+                             nir.Flatten, nir.LIF, nir.IF, *READOUTS)):
         raise _bad(name, f"node type {kind} is not supported (supported: {SUPPORTED})")
     if isinstance(node, nir.Conv2d):
         if _pair(node.stride, name, "stride") != 1:
@@ -106,7 +115,7 @@ def _check_node(name: str, node: nir.NIRNode) -> None:
                              "supported")
     if isinstance(node, (nir.LIF, nir.IF)) and np.any(np.asarray(node.v_reset) != 0):
         raise _bad(name, "v_reset other than 0 is not supported")
-    if isinstance(node, nir.LIF) and np.any(np.asarray(node.v_leak) != 0):
+    if isinstance(node, (nir.LIF, nir.LI)) and np.any(np.asarray(node.v_leak) != 0):
         raise _bad(name, "v_leak other than 0 is not supported")
 
 
@@ -134,7 +143,12 @@ def parse(nodes: list[tuple[str, nir.NIRNode]]) -> list[Block]:
             blocks.append(Block(weight, (name, node), flat, pool))
             flat = weight = pool = None
     if weight is not None or flat is not None or not blocks:
-        raise QsnnError("NIR graph must end with a neuron layer (LIF or IF) after its weights")
+        raise QsnnError("NIR graph must end with a neuron layer (LIF, IF, LI or I) after its "
+                        "weights")
+    for block in blocks[:-1]:
+        if isinstance(block.neuron[1], READOUTS):
+            raise _bad(block.neuron[0], "a non-spiking LI/I passes real values to the next "
+                                        "layer; supported only as the last layer (the readout)")
     return blocks
 
 
@@ -156,16 +170,23 @@ def _per_channel(values: Any, shape: tuple[int, ...], name: str, what: str) -> n
     return v[:, 0].copy()
 
 
-def neuron_params(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float
+def neuron_params(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float,
+                  readout_theta: float | None = None
                   ) -> tuple[float, np.ndarray, np.ndarray, str]:
-    """(beta, input gain g_c, threshold_c, reset) of a LIF/IF under forward Euler at ``dt``,
-    or of a membrane loop (:func:`membrane_params`)."""
+    """(beta, input gain g_c, threshold_c, reset) of a LIF/IF (or an LI/I readout with
+    threshold ``readout_theta``) under forward Euler at ``dt``, or of a membrane loop
+    (:func:`membrane_params`)."""
     if isinstance(node, Membrane):
         return membrane_params(name, node, shape, dt)
     r = _per_channel(node.r, shape, name, "r")
-    theta = _per_channel(node.v_threshold, shape, name, "v_threshold")
-    if isinstance(node, nir.IF):
-        return 1.0, dt * r, theta, Reset.ZERO
+    if isinstance(node, READOUTS):
+        if readout_theta is None:
+            raise _bad(name, "an LI/I readout needs a calibrated threshold")
+        theta, reset = np.full(shape[0], float(readout_theta)), Reset.SUBTRACT
+    else:
+        theta, reset = _per_channel(node.v_threshold, shape, name, "v_threshold"), Reset.ZERO
+    if isinstance(node, (nir.IF, nir.I)):
+        return 1.0, dt * r, theta, reset
     tau = np.asarray(node.tau, np.float64)
     if np.any(tau != tau.flat[0]):
         raise _bad(name, "per-neuron time constants are not supported (one leak per layer)")
@@ -173,7 +194,7 @@ def neuron_params(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: floa
     if not 0.0 <= beta <= 1.0:
         raise _bad(name, f"tau = {float(tau.flat[0]):g} gives beta = {beta:g} at dt = {dt:g} "
                          "(outside 0..1); give the time step with --dt")
-    return beta, dt * r / float(tau.flat[0]), theta, Reset.ZERO
+    return beta, dt * r / float(tau.flat[0]), theta, reset
 
 
 def _diagonal(name: str, node: nir.NIRNode, what: str) -> np.ndarray:
@@ -258,8 +279,10 @@ def integer_lif(name: str, block: Block, shape: tuple[int, ...], unit: np.ndarra
 
 
 def block_nodes(block: Block, shape: tuple[int, ...], in_scale: float, bits: int, dt: float,
-                used: set[str]) -> tuple[list, tuple[int, ...]]:
-    """IR nodes of one block for an input of ``shape``; returns them and the output shape."""
+                used: set[str], readout_theta: float | None = None
+                ) -> tuple[list, tuple[int, ...]]:
+    """IR nodes of one block for an input of ``shape``; returns them and the output shape
+    (``readout_theta``: the threshold of an LI/I readout, in its membrane units)."""
     out: list = []
     if block.flatten is not None or (len(shape) > 1 and
                                      not isinstance(block.weight[1], nir.Conv2d)):
@@ -288,7 +311,7 @@ def block_nodes(block: Block, shape: tuple[int, ...], in_scale: float, bits: int
         shape = out[-1].out_shape(shape)
         pool_div, bias_mul = (kp * kp, 1) if isinstance(pnode, nir.AvgPool2d) else (1, kp * kp)
     nname, nnode = block.neuron
-    params = neuron_params(nname, nnode, shape, dt)
+    params = neuron_params(nname, nnode, shape, dt, readout_theta)
     gain = params[1]
     bias = np.zeros(shape[0]) if isinstance(wnode, nir.Linear) else np.asarray(
         wnode.bias, np.float64).reshape(-1) * bias_mul
@@ -297,4 +320,6 @@ def block_nodes(block: Block, shape: tuple[int, ...], in_scale: float, bits: int
     meta = dict(getattr(cell, "metadata", {}) or {})
     meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in meta.items()}
     out.append(integer_lif(ir_name(nname, used), block, shape, unit, params, bias, meta))
+    if isinstance(nnode, READOUTS):
+        block.changes.update(reset_note=READOUT_NOTE, readout_theta=float(readout_theta))
     return out, shape

@@ -14,11 +14,14 @@ forward Euler at time step ``dt`` (batch axis 0 added to NIR's shapes)::
     Flatten:   start_dim..end_dim of the per-image shape
     LIF:       v <- v + dt/tau (v_leak - v + r I);  z = v > v_threshold;  v <- v_reset where z
     IF:        v <- v + dt r I;                     z = v > v_threshold;  v <- v_reset where z
+    LI:        v <- v + dt/tau (v_leak - v + r I);  output v (no spikes)
+    I:         v <- v + dt r I;                     output v (no spikes)
     Membrane:  u = U(I + leak[t-1] + reset[t-1]);  z = neuron(u);  leak[t] = L(u);
                reset[t] = F(z)   (recurrent edges delayed one step, as NIR's executors do)
 
 The input is held constant over ``steps`` steps; the output is the spike count of the
-last layer, prediction argmax (lowest index on ties).
+last layer, or, when the last layer is a non-spiking LI or I (a readout), its membrane
+after the last step; prediction argmax (lowest index on ties).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class Membrane:
     reset: nir.NIRNode | None = None
 
 
-NEURONS = (nir.LIF, nir.IF, Membrane)
+READOUTS = (nir.LI, nir.I)
+NEURONS = (nir.LIF, nir.IF, Membrane, *READOUTS)
 
 
 def read(path: str | Path) -> nir.NIRGraph:
@@ -184,17 +188,32 @@ def _membrane_step(node: Membrane, state: tuple | None, i: Tensor, dt: float
     return z, (_layer(node.leak, u), reset, v)
 
 
+def _integrator_step(node: nir.NIRNode, v: Tensor, i: Tensor, dt: float
+                     ) -> tuple[Tensor, Tensor]:
+    """LI or I: the membrane is the output."""
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+    if isinstance(node, nir.LI):
+        v = v + dt / t(node.tau) * (t(node.v_leak) - v + t(node.r) * i)
+    else:
+        v = v + dt * t(node.r) * i
+    return v, v
+
+
 def _step(node: nir.NIRNode, state: object, h: Tensor, dt: float) -> tuple[Tensor, object]:
+    if isinstance(node, READOUTS):
+        return _integrator_step(node, torch.zeros_like(h) if state is None else state, h, dt)
     if isinstance(node, Membrane):
         return _membrane_step(node, state, h, dt)
     return _neuron_step(node, torch.zeros_like(h) if state is None else state, h, dt)
 
 
 def run(nodes: list[tuple[str, nir.NIRNode]], x: Tensor, steps: int, dt: float) -> Tensor:
-    """Spike counts [B, classes] of the chain for inputs ``x`` [B, ...] held over ``steps``."""
+    """Spike counts [B, classes] of the chain for inputs ``x`` [B, ...] held over ``steps``
+    (an LI or I last layer: its membrane after the last step)."""
     x = x.to(torch.float64)
     state: dict[str, object] = {}
     counts = None
+    membrane_out = bool(nodes) and isinstance(nodes[-1][1], READOUTS)
     for _ in range(steps):
         h = x
         for name, node in nodes:
@@ -205,5 +224,5 @@ def run(nodes: list[tuple[str, nir.NIRNode]], x: Tensor, steps: int, dt: float) 
             else:
                 raise QsnnError(f"NIR node '{name}': {type(node).__name__} is not supported "
                                 "by the reference interpreter")
-        counts = h if counts is None else counts + h
+        counts = h if counts is None or membrane_out else counts + h
     return counts

@@ -56,6 +56,48 @@ def snntorch_digits_net() -> nir.NIRGraph:
         return export_to_nir(net.eval(), x[:1], ignore_dims=[0])
 
 
+def norse_li_net() -> nir.NIRGraph:
+    """A 64-48-10 Norse network, LIF box cells and an LI readout (prediction: argmax of its
+    membrane after the last step), trained on digits for a second and exported with
+    Norse's ``to_nir`` at dt = 1e-3. Norse 1.1 writes scalar parameters, which ``nir.write``
+    refuses (made per-neuron arrays here, as a user must), and tau = dt / tau_mem_inv
+    (dt times the time constant: the file imports with ``--dt`` dt^2 = 1e-6)."""
+    import norse.torch as nt
+
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    x, y = data.train.x.float().reshape(-1, 64) / 16, data.train.y
+    net = nt.SequentialState(torch.nn.Linear(64, 48), nt.LIFBoxCell(), torch.nn.Linear(48, 10),
+                             nt.LIBoxCell())
+    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
+    for _ in range(6):
+        for i in range(0, len(x), 64):
+            state = None
+            for _ in range(STEPS):
+                out, state = net(x[i:i + 64], state)
+            loss = torch.nn.functional.cross_entropy(out * 5, y[i:i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return per_neuron(nt.to_nir(net.eval(), x[:1], dt=1e-3))
+
+
+def per_neuron(g: nir.NIRGraph) -> nir.NIRGraph:
+    """``g`` with scalar neuron parameters broadcast to their layer's size (numpy)."""
+    sizes = {b: np.asarray(g.nodes[a].weight).shape[0] for a, b in g.edges
+             if hasattr(g.nodes[a], "weight")}
+    nodes = {}
+    for key, n in g.nodes.items():
+        if isinstance(n, (nir.LIF, nir.LI)):
+            full = lambda v, k=key: np.full(sizes[k], float(np.asarray(v)))  # noqa: E731
+            extra = {"v_threshold": full(n.v_threshold)} if isinstance(n, nir.LIF) else {}
+            n = type(n)(tau=full(n.tau), r=full(n.r), v_leak=full(n.v_leak), **extra)
+        elif isinstance(n, nir.Affine):
+            n = nir.Affine(weight=np.asarray(n.weight), bias=np.asarray(n.bias))
+        nodes[key] = n
+    return nir.NIRGraph(nodes=nodes, edges=g.edges, type_check=False)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     with one_thread():
@@ -85,6 +127,39 @@ def test_snntorch_network_imports_within_a_point(snn_file: Path, tmp_path: Path)
     assert np.array_equal(golden.run(graph, torch.from_numpy(vec["inputs"])).counts.numpy(),
                           vec["counts"])
     assert (out / "import_report.json").is_file()
+
+
+def test_norse_li_readout_imports(tmp_path: Path) -> None:
+    """An LI readout becomes a subtract-reset LIF whose threshold the calibration chose:
+    the best of its candidates, far better than the worst; spike counts rate-decode the
+    membrane (8 bits: the readout's approximation, not the weights, is under test)."""
+    path = tmp_path / "norse.nir"
+    nir.write(path, norse_li_net())
+    rep = import_nir(path, tmp_path / "li", bits=8, calibration="digits", time_steps=STEPS,
+                     dt=1e-6)
+    t, readout = rep["test"], rep["layers"][-1]
+    scores = readout["readout_calibration"]["agreement"]
+    print(t, scores)
+    assert t["float_accuracy"] > 0.85 and t["agreement"] >= 0.93
+    assert t["exact_count_agreement"] is None
+    assert readout["reset"] == "subtract" and "readout" in readout["reset_note"]
+    chosen = scores[f"{readout['readout_theta']:.6g}"]
+    assert chosen == max(scores.values()) and min(scores.values()) < chosen - 0.3
+    lif = serialize.load(tmp_path / "li").lifs()[-1]
+    assert lif.reset == "subtract" and lif.shape == (10,)
+
+
+def test_li_readout_membrane_is_the_euler_integral() -> None:
+    """Reference interpreter, LI output: v after T steps of constant input I is
+    g I (1 - beta^T) / (1 - beta), g = dt r / tau, beta = 1 - dt / tau; I: dt r I T."""
+    dt, tau, r, steps = 1e-4, 4e-4, 2.0, 7
+    i = torch.tensor([[0.5, -1.0, 3.0]], dtype=torch.float64)
+    li = nir.LI(tau=np.full(3, tau), r=np.full(3, r), v_leak=np.zeros(3))
+    got = nir_interp.run([("li", li)], i, steps, dt)
+    beta, g = 1 - dt / tau, dt * r / tau
+    assert torch.allclose(got, g * i * (1 - beta ** steps) / (1 - beta))
+    got_i = nir_interp.run([("i", nir.I(r=np.full(3, r)))], i, steps, dt)
+    assert torch.allclose(got_i, dt * r * i * steps)
 
 
 def test_reference_interpreter_equals_snntorch(snn_file: Path) -> None:
@@ -133,6 +208,10 @@ BAD = {
     "delay": (_graph(nir.Linear(W), nir.Delay(np.ones(10)), _lif(10)), "'n1': delays"),
     "stride": (_graph(nir.Conv2d((8, 8), np.ones((2, 1, 3, 3)), 2, 0, 1, 1, np.zeros(2)),
                       _lif(10)), "'n0': stride (2, 2)"),
+    "li-hidden": (_graph(nir.Linear(np.ones((10, 64), np.float32)),
+                         nir.LI(tau=np.full(10, 1e-3), r=np.ones(10), v_leak=np.zeros(10)),
+                         nir.Linear(np.ones((10, 10), np.float32)), _lif(10)),
+                  "'n1': a non-spiking LI/I passes real values"),
     "recurrent": (_graph(nir.Linear(W), _lif(10), edges=[
         ("input", "n0"), ("n0", "n1"), ("n1", "n0"), ("n1", "output")]),
         "2 successors"),
