@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nir_consumers import one_thread
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 
@@ -25,6 +26,13 @@ from qsnn.export.qonnx_finn import verify_qcdq
 from qsnn.train.model import QSNN
 
 STEPS = 6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
 # name: (layers, encoding, input shape, pixel_max, extra overrides)
 CASES = {
     "mlp-direct": (["fc24", "lif", "fc10", "lif"], "direct", (1, 8, 8), 16, []),
