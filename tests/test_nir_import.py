@@ -199,8 +199,28 @@ def _lif(n: int) -> nir.LIF:
                    v_threshold=np.ones(n))
 
 
+def _loop(leak: np.ndarray | None = None, reset: float = -1.0, tau: float = 1e-4
+          ) -> nir.NIRGraph:
+    """Linear -> membrane loop (subtract reset, theta 1), optionally malformed."""
+    eye = np.eye(10, dtype=np.float32)
+    nodes = {"input": nir.Input({"input": np.array([64])}), "fc": nir.Linear(W),
+             "l_u": nir.Linear(eye), "l_leak": nir.Linear(0.9 * eye if leak is None else leak),
+             "l": nir.LIF(tau=np.full(10, tau), r=np.ones(10), v_leak=np.zeros(10),
+                          v_threshold=np.ones(10)),
+             "l_reset": nir.Linear(reset * eye), "output": nir.Output({"output": np.array([10])})}
+    edges = [("input", "fc"), ("fc", "l_u"), ("l_u", "l_leak"), ("l_leak", "l_u"),
+             ("l_u", "l"), ("l", "l_reset"), ("l_reset", "l_u"), ("l", "output")]
+    return nir.NIRGraph(nodes, edges, type_check=False)
+
+
 W = np.ones((10, 64), np.float32)
+OFF_DIAGONAL = 0.9 * np.eye(10, dtype=np.float32) + np.eye(10, k=1, dtype=np.float32) * 0.1
 BAD = {
+    "loop-leak": (_loop(leak=OFF_DIAGONAL), "'l': the leak of a membrane loop must be diagonal"),
+    "loop-beta": (_loop(leak=np.diag(np.linspace(0.5, 0.9, 10)).astype(np.float32)),
+                  "'l': the leak of a membrane loop must be one beta"),
+    "loop-reset": (_loop(reset=-0.5), "'l': the reset of a membrane loop must subtract"),
+    "loop-tau": (_loop(tau=2e-4), "'l': the neuron of a membrane loop must be a LIF with tau"),
     "cuba": (_graph(nir.Linear(W), nir.CubaLIF(tau_syn=np.ones(10), tau_mem=np.ones(10),
                                                r=np.ones(10), v_leak=np.zeros(10),
                                                v_threshold=np.ones(10))),
