@@ -104,7 +104,7 @@ class BlockStep(nn.Module):
         cur = self.current(x)
         fired = mem > self.theta  # r[t] = (U[t-1] > theta)
         if self.reset == "zero":
-            mem = torch.where(fired, torch.zeros_like(mem), mem)
+            mem = torch.where(fired, 0.0, mem)  # a scalar: the batch axis is dynamic
         new = self.leak_fn(mem) + cur
         if self.reset == "subtract":
             new = new - torch.where(fired, self.theta, 0.0)
@@ -220,22 +220,36 @@ def step_inputs(model: QSNN, x: Tensor) -> Tensor:
     return h.to(torch.float32).contiguous()
 
 
+BATCH_AXIS = "batch"  # the name of the dynamic batch dimension
+
+
 # -- export ----------------------------------------------------------------------------------
-def export_step_qonnx(model: QSNN, path: str | Path, sample_input: Tensor) -> None:
-    """Export one time step of ``model`` as a cleaned QONNX file at ``path`` (atomically).
+def export_step_qonnx(model: QSNN, path: str | Path, sample_input: Tensor,
+                      membrane_bits: list[int] | None = None) -> None:
+    """Export one time step of ``model`` as a cleaned, datatype-annotated QONNX file at
+    ``path`` (atomically; ``qsnn.export.qonnx_finn``).
 
     ``sample_input`` is a batch as ``model(x)`` takes it (integer images, or events
-    [B, T, C, H, W]); its batch size and shape fix the graph's static shapes.
+    [B, T, C, H, W]); it fixes the graph's shapes except the batch axis, which is dynamic
+    (``batch``) on every input and output. ``membrane_bits`` (per block, for the ``INT<B>``
+    membrane annotations) defaults to the IR's minimal widths.
     """
+    from qsnn.export import qonnx_finn
+
     _check_model(model)
     x_t = step_inputs(model, sample_input)[0]
+    if membrane_bits is None:
+        start = 2 if model.encoding == "events" else 1
+        membrane_bits = qonnx_finn.membrane_bits(model, tuple(sample_input.shape[start:]))
     step = build_step_module(model)
     mems = step.zero_membranes(x_t)
     ins, outs = step.io_names()
     proto = export_qonnx(step, args=(x_t, *mems), export_path=None, dynamo=False,
-                         input_names=ins, output_names=outs)
-    wrapper = cleanup_model(ModelWrapper(proto))
+                         input_names=ins, output_names=outs,
+                         dynamic_axes={name: {0: BATCH_AXIS} for name in ins + outs})
+    wrapper = qonnx_finn.integer_weights(cleanup_model(ModelWrapper(proto)))
     _restore_io_names(wrapper, ins, outs)
+    qonnx_finn.set_io_datatypes(wrapper, model, membrane_bits)
     data = wrapper.model.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
 
@@ -252,15 +266,14 @@ def _restore_io_names(wrapper: ModelWrapper, ins: list[str], outs: list[str]) ->
 
 
 # -- verification ------------------------------------------------------------------------------
-def _with_batch(wrapper: ModelWrapper, batch: int) -> ModelWrapper:
-    """The graph with batch size ``batch`` on every input and output (shapes re-inferred).
+def with_batch(wrapper: ModelWrapper, batch: int) -> ModelWrapper:
+    """The graph with batch size ``batch`` on every input and output (shapes re-inferred;
+    qonnx's executor needs static shapes).
 
     qonnx's ``ChangeBatchSize`` only touches the first input and output; the step graph
     has one input and one output per membrane.
     """
     graph = wrapper.graph
-    if graph.input[0].type.tensor_type.shape.dim[0].dim_value == batch:
-        return wrapper
     if wrapper.get_nodes_by_op_type("Reshape"):
         raise QsnnError("cannot change the batch size of a QONNX step graph with Reshape nodes")
     for vi in [*graph.input, *graph.output]:
@@ -279,7 +292,7 @@ def verify_step_qonnx(path: str | Path, model: QSNN, x: Tensor) -> dict:
     with torch.no_grad():
         _, trace = model(x, record=True)
     frames = step_inputs(model, x).numpy()
-    wrapper = _with_batch(ModelWrapper(str(path)), int(x.shape[0]))
+    wrapper = with_batch(ModelWrapper(str(path)), int(x.shape[0]))
     n = len(model.blocks)
     ins = [vi.name for vi in wrapper.graph.input]
     outs = [vi.name for vi in wrapper.graph.output]

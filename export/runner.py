@@ -167,11 +167,15 @@ def export(run_dir: str | Path, out: str | Path, *, vectors: int | None = 64,
 
 
 def _export_qonnx(model: QSNN, path: Path, test: Split) -> dict[str, Any]:
+    from qsnn.export import qonnx_finn
     from qsnn.export.qonnx_export import export_step_qonnx, verify_step_qonnx
 
     sample = test.x[:8]
     export_step_qonnx(model, path, sample)
-    return verify_step_qonnx(path, model, sample)
+    report = verify_step_qonnx(path, model, sample)
+    report["onnxruntime_qcdq"] = qonnx_finn.verify_qcdq(path, model, sample)
+    report["inference_cost"] = qonnx_finn.inference_cost(path)
+    return report
 
 
 def build_report(graph: Graph, checks: list, result: golden.GoldenResult,

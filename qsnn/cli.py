@@ -84,6 +84,36 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_export)
 
 
+def _import(args: argparse.Namespace) -> int:
+    from qsnn.export.import_runner import import_nir
+
+    rep = import_nir(args.nir, Path(args.out), bits=args.bits, calibration=args.calibration,
+                     time_steps=args.time_steps, dt=args.dt, input_scale=args.input_scale,
+                     data_dir=args.data_dir)
+    t = rep["test"]
+    print(f"imported {args.nir} -> {args.out}: {rep['weight_bits']}-bit, T={rep['time_steps']}; "
+          f"agreement with the float NIR network {t['agreement']:.4f} on {t['images']} "
+          f"{rep['dataset']} test images (float accuracy {t['float_accuracy']:.4f}, integer "
+          f"{t['integer_accuracy']:.4f})")
+    return 0
+
+
+def add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="import a NIR graph (snnTorch, Norse, ...) into the IR")
+    p.add_argument("nir", help="NIR file, e.g. model.nir")
+    p.add_argument("--out", required=True, help="output folder, e.g. build/<name>")
+    p.add_argument("--bits", type=int, default=4, help="weight bits (default: %(default)s)")
+    p.add_argument("--calibration", metavar="DATA",
+                   help="dataset for the agreement check and golden vectors (digits, "
+                        "fashion-mnist, mnist; default: the file's metadata)")
+    p.add_argument("--time-steps", type=int, help="time steps T (default: the file's metadata)")
+    p.add_argument("--dt", type=float, help="seconds per step (default: metadata, else 1e-4)")
+    p.add_argument("--input-scale", type=float,
+                   help="float input = pixel * scale (default: metadata, else 1/pixel_max)")
+    p.add_argument("--data-dir", help="dataset folder (for mnist, ...)")
+    p.set_defaults(func=_import)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from qsnn.export.runner import evaluate
 
@@ -340,7 +370,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_sweep)
 
 
-COMMANDS = (add_train, add_export, add_eval, add_hw, add_verify, add_bitstream, add_program,
+COMMANDS = (add_train, add_export, add_import, add_eval, add_hw, add_verify, add_bitstream,
+            add_program,
             add_run, add_experiment, add_sweep)
 
 

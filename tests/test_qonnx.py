@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nir_consumers import one_thread
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 
@@ -19,10 +20,19 @@ from qsnn.export.qonnx_export import (
     export_step_qonnx,
     step_inputs,
     verify_step_qonnx,
+    with_batch,
 )
+from qsnn.export.qonnx_finn import verify_qcdq
 from qsnn.train.model import QSNN
 
 STEPS = 6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
 # name: (layers, encoding, input shape, pixel_max, extra overrides)
 CASES = {
     "mlp-direct": (["fc24", "lif", "fc10", "lif"], "direct", (1, 8, 8), 16, []),
@@ -98,20 +108,23 @@ def test_quant_nodes_hold_the_int_weights(tmp_path: Path) -> None:
     model, x = make_case("conv-bn-pool-perchannel", batch=1)
     path = tmp_path / "step.onnx"
     export_step_qonnx(model, path, x)
-    wrapper = ModelWrapper(str(path))
+    wrapper = with_batch(ModelWrapper(str(path)), 1)
     frame = step_inputs(model, x)[0].numpy()
     mems = [np.zeros(vi_shape, np.float32) for vi_shape in
             (wrapper.get_tensor_shape(i.name) for i in wrapper.graph.input[1:])]
     feed = dict(zip([i.name for i in wrapper.graph.input], [frame, *mems], strict=True))
     ctx = execute_onnx(wrapper, feed, return_full_exec_context=True)
-    for q, block in zip(wrapper.get_nodes_by_op_type("Quant"), model.blocks, strict=True):
-        qw = block.layer.quant_weight()
-        w_int = ctx[q.output[0]] / wrapper.get_initializer(q.input[1])
-        want = qw.int().detach().numpy().astype(np.float32)
+    quants = wrapper.get_nodes_by_op_type("Quant")
+    for q, block in zip(quants, model.blocks, strict=True):
+        assert wrapper.get_initializer(q.input[1]).item() == 1.0  # scale moved to a Mul
+        assert wrapper.get_tensor_datatype(q.output[0]).name == "INT4"
+        want = block.layer.quant_weight().int().detach().numpy().astype(np.float32)
         if block.spec.kind == "fc":  # qonnx folds the MatMul transpose into the initializer
             want = want.T
-        assert np.array_equal(w_int, want)
-    scales = wrapper.get_initializer(wrapper.get_nodes_by_op_type("Quant")[0].input[1])
+        assert np.array_equal(ctx[q.output[0]], want)
+    (mul,) = [n for n in wrapper.graph.node if n.input[0] == quants[0].output[0]]
+    assert mul.op_type == "Mul"
+    scales = wrapper.get_initializer(mul.input[1])
     assert len(np.unique(scales)) > 1  # per-channel scales really differ
 
 
@@ -128,6 +141,7 @@ def test_tampered_graph_is_caught(tmp_path: Path) -> None:
     wrapper.save(str(path))
     res = verify_step_qonnx(path, model, x)
     assert res["membrane_mismatches"] > 0
+    assert verify_qcdq(str(path), model, x)["membrane_mismatches"] > 0
 
 
 def test_export_is_deterministic_and_leaves_model_alone(tmp_path: Path) -> None:
