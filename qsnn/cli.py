@@ -2,6 +2,8 @@
 
 Each subcommand is ``add_<name>(subparsers)`` registering ``func(args) -> int``.
 User errors (:class:`~qsnn.errors.QsnnError`) print one line and exit with status 2.
+Help texts are plain text (no reStructuredText markup: ``tests/test_cli_help.py``).
+A command that needs an optional dependency checks its extra first (:mod:`qsnn.extras`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,18 @@ import sys
 from pathlib import Path
 
 from qsnn import __version__
+from qsnn.configs import shipped
 from qsnn.errors import QsnnError
+from qsnn.extras import require
 
-DEFAULT_CONFIG = "configs/digits.yaml"
+DESCRIPTION = ("Train 4-bit quantized spiking neural networks, export them to an integer IR, "
+               "QONNX and NIR, generate and verify their FPGA accelerator.")
+DEFAULT_CONFIG = "digits"
+
+
+def _config_help(what: str) -> str:
+    return (f"{what}: a YAML file, or the name of a shipped config "
+            f"({', '.join(shipped())}) (default: %(default)s)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -40,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a quantized SNN from a YAML config")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default: %(default)s)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=_config_help("run config"))
     p.add_argument("--out", help="run folder (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
@@ -181,6 +192,7 @@ def add_hw(sub: argparse._SubParsersAction) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    require("hw", "qsnn verify")
     from qsnn.hw.verify import verify
 
     images = None if args.images == "all" else int(args.images)
@@ -211,6 +223,7 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_board(args: argparse.Namespace) -> int:
+    require("fpga", "qsnn run", only=("pyserial",))
     from qsnn.hw.host import run_on_port
 
     images = None if args.images == "all" else int(args.images)
@@ -304,7 +317,7 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="run a study over many training runs")
     kinds = p.add_subparsers(dest="kind", required=True)
     s = kinds.add_parser("schedules", help="LR-schedule ablation: precisions x schedules x seeds")
-    s.add_argument("--config", default=DEFAULT_CONFIG, help="base config (default: %(default)s)")
+    s.add_argument("--config", default=DEFAULT_CONFIG, help=_config_help("base config"))
     s.add_argument("--precisions", nargs="+", default=["fp32", "int4"], metavar="P",
                    help="fp32, int2, int4, int8 (default: fp32 int4)")
     s.add_argument("--schedules", nargs="+", default=["constant", "cosine", "cosine-restarts"],
@@ -321,6 +334,7 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    require("sweep", "qsnn sweep")
     from qsnn.sweep import run_sweep
 
     base = _base_config(args)
@@ -345,7 +359,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     from qsnn.sweep import PRUNERS, SPACE
 
     p = sub.add_parser("sweep", help="Optuna hyperparameter search (beta, threshold, lr, ...)")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="base config (default: %(default)s)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=_config_help("base config"))
     p.add_argument("--trials", type=int, default=20,
                    help="finished trials to reach, counting earlier ones (default: %(default)s)")
     p.add_argument("--study", help="study name (default: the config's name)")
@@ -376,7 +390,7 @@ COMMANDS = (add_train, add_export, add_import, add_eval, add_hw, add_verify, add
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qsnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="qsnn", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"qsnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from qsnn.configs import shipped
 from qsnn.errors import QsnnError
 from qsnn.export.ir import Encoding, Leak, Reset
 
@@ -238,11 +239,22 @@ def from_dict(raw: dict[str, Any]) -> RunConfig:
     return validate(RunConfig(name=name, **sections))
 
 
+def resolve(spec: str | Path) -> Path:
+    """The config file ``spec`` names: an existing file, else a shipped config's name
+    (``digits`` or ``digits.yaml``: ``configs/*.yaml``, installed with the package)."""
+    p = Path(spec)
+    if p.is_file():
+        return p
+    configs = shipped()
+    if p.parent == Path(".") and p.name.removesuffix(".yaml") in configs:
+        return configs[p.name.removesuffix(".yaml")]
+    raise QsnnError(f"config file not found: {p} (shipped configs, by name: "
+                    f"{', '.join(configs)})")
+
+
 def load(path: str | Path) -> RunConfig:
-    """Load a YAML config file."""
-    p = Path(path)
-    if not p.is_file():
-        raise QsnnError(f"config file not found: {p}")
+    """Load a YAML config: a file path or a shipped config's name (:func:`resolve`)."""
+    p = resolve(path)
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:

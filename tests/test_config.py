@@ -73,3 +73,21 @@ def test_invalid_yaml_and_missing(tmp_path) -> None:
         config.load(tmp_path / "bad.yaml")
     with pytest.raises(QsnnError, match="config file not found"):
         config.load(tmp_path / "none.yaml")
+
+
+def test_shipped_configs_resolve_by_name(root, tmp_path, monkeypatch) -> None:
+    """Names find the package's configs from any folder; an existing file wins."""
+    from qsnn.configs import shipped
+
+    assert list(shipped()) == sorted(p.stem for p in (root / "configs").glob("*.yaml"))
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    for spec in ("digits", "digits.yaml"):
+        assert config.resolve(spec).read_bytes() == (root / "configs/digits.yaml").read_bytes()
+    assert config.load("fashion-mnist-conv").name == "fashion-mnist-conv"
+    (tmp_path / "digits").write_text("name: mine\n")
+    assert config.load("digits").name == "mine"
+    with pytest.raises(QsnnError, match=r"^config file not found: configs/digits\.yaml "
+                                        r"\(shipped configs, by name: digits, .*mnist-conv\)$"):
+        config.load("configs/digits.yaml")
+    with pytest.raises(QsnnError, match="config file not found: nope"):
+        config.load("nope")

@@ -399,6 +399,16 @@ def test_dvs_missing_files_without_download(tmp_path: Path) -> None:
         load_dataset("dvs-gesture")
 
 
+def test_dvs_download_without_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qsnn import extras
+
+    monkeypatch.setitem(extras.EXTRAS, "dvs", {"tonic": "no_such_tonic"})
+    with pytest.raises(QsnnError, match=r"^downloading DVS Gesture needs the \[dvs\] extra "
+                                        r"\(tonic not installed\): pip install 'qsnn\[dvs\]'$"):
+        dvs.download_dataset(tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+
+
 def test_dvs_download_is_called_only_when_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

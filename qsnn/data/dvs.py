@@ -17,7 +17,8 @@ Binning (:func:`bin_events`) turns one sample into ``[T, 2, F, F]`` binary frame
 ``qsnn-cache-T<T>-F<F>.npz`` next to the ``ibmGestureTrain`` folder; the cache is
 rebuilt when the set of event files (names and sizes) changes.
 
-With ``download=True`` missing data is downloaded with ``tonic`` (``pip install tonic``).
+With ``download=True`` missing data is downloaded with ``tonic`` (the ``[dvs]`` extra:
+``pip install 'qsnn[dvs]'``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 
 from qsnn.data.base import DatasetSplits, Split
 from qsnn.errors import QsnnError
+from qsnn.extras import require
 
 SENSOR_SIZE = 128
 NUM_POLARITIES = 2
@@ -220,13 +222,9 @@ def download_dataset(data_dir: Path) -> None:
     Raises:
         QsnnError: if ``tonic`` is not installed or the download fails.
     """
-    try:
-        from tonic.datasets import DVSGesture
-    except ImportError as exc:
-        raise QsnnError(
-            "downloading DVS Gesture needs the tonic package: run `pip install tonic`, "
-            "or download it yourself and pass --data-dir"
-        ) from exc
+    require("dvs", "downloading DVS Gesture")
+    from tonic.datasets import DVSGesture
+
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         for train in (True, False):
