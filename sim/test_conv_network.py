@@ -28,7 +28,7 @@ from qsnn.hw.generate import generate
 from qsnn.hw.verify import compare_trace, verify
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from qsnn_randnet import make  # noqa: E402
+from qsnn_randnet import make, random_spec  # noqa: E402
 
 NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
 icarus = pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
@@ -97,34 +97,13 @@ def test_traced_conv_layers_equal_golden(net) -> None:
     assert all(r["spikes"]["total"] > 0 for r in rows)
 
 
-def random_net(r: random.Random) -> dict:
-    """A random network: 0-2 conv layers (kernel 1-3, any padding, pool 2 where it divides
-    the map, fused or not), 1-2 fully connected layers, any encoder, lanes 1-5."""
-    enc = r.choice(["direct", "rate", "events"])
-    c, h, w = r.randint(1, 2), r.randint(4, 7), r.randint(4, 7)
-    spec, shape = [], (c, h, w)
-    for _ in range(r.choice([0, 1, 1, 2])):
-        k = r.randint(1, 3)
-        pad = r.randint(0, k - 1)
-        hc, wc = shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1
-        kp = 2 if hc % 2 == 0 and wc % 2 == 0 and r.random() < 0.7 else 1
-        co = r.randint(2, 6)
-        spec.append(("conv", co, k, pad, kp))
-        shape = (co, hc // kp, wc // kp)
-    spec += [("fc", r.randint(3, 9)) for _ in range(r.randint(0, 1))] + [("fc", r.randint(2, 5))]
-    convs = sum(1 for s in spec if s[0] == "conv")
-    return dict(spec=spec, encoding=enc, shape=(c, h, w), steps=r.randint(2, 4),
-                lanes=[r.randint(1, 5) for _ in spec],
-                pool=[r.choice(["fused", "map"]) for _ in range(convs)] or "auto")
-
-
 @icarus
 def test_cycle_model_is_exact_on_random_networks(tmp_path, sim_seed) -> None:
     """Every image's cycles (less the bench's input gaps) equal the model: 4 random
     networks, 3 images each, random input gaps and output back-pressure."""
     r = random.Random(sim_seed)
     for n in range(4):
-        cfg = random_net(r)
+        cfg = random_spec(r)
         build, hw = tmp_path / f"b{n}", tmp_path / f"hw{n}"
         make(build, cfg["spec"], cfg["encoding"], cfg["shape"], cfg["steps"], 3,
              seed=r.randrange(1 << 30))

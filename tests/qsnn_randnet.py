@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,25 @@ def make(build: Path, spec: list[tuple], encoding: str = "direct",
              counts=res.counts.numpy().astype(np.int32),
              predictions=res.predictions.numpy().astype(np.int32))
     return graph
+
+
+def random_spec(r: random.Random) -> dict:
+    """A random network for :func:`make` (keys spec, encoding, shape, steps) and the
+    generator (lanes, pool): 0-2 conv layers (kernel 1-3, any padding, pool 2 where it
+    divides the map, fused or not), 1-2 fully connected layers, any encoder, lanes 1-5."""
+    enc = r.choice(["direct", "rate", "events"])
+    c, h, w = r.randint(1, 2), r.randint(4, 7), r.randint(4, 7)
+    spec, shape = [], (c, h, w)
+    for _ in range(r.choice([0, 1, 1, 2])):
+        k = r.randint(1, 3)
+        pad = r.randint(0, k - 1)
+        hc, wc = shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1
+        kp = 2 if hc % 2 == 0 and wc % 2 == 0 and r.random() < 0.7 else 1
+        co = r.randint(2, 6)
+        spec.append(("conv", co, k, pad, kp))
+        shape = (co, hc // kp, wc // kp)
+    spec += [("fc", r.randint(3, 9)) for _ in range(r.randint(0, 1))] + [("fc", r.randint(2, 5))]
+    convs = sum(1 for s in spec if s[0] == "conv")
+    return dict(spec=spec, encoding=enc, shape=(c, h, w), steps=r.randint(2, 4),
+                lanes=[r.randint(1, 5) for _ in spec],
+                pool=[r.choice(["fused", "map"]) for _ in range(convs)] or "auto")

@@ -4,11 +4,14 @@ sim/test_conv_network.py)."""
 from __future__ import annotations
 
 import dataclasses
+import random
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from qsnn_randnet import make
+from qsnn_randnet import make, random_spec
 
 from qsnn.cli import main
 from qsnn.errors import QsnnError
@@ -162,8 +165,9 @@ def test_lanes_are_capped_with_a_note() -> None:
     notes: list[str] = []
     layers = layer_params(seed_like(), 64, note=notes.append)
     assert [p.lanes for p in layers] == [16, 64, 10]
-    assert [n for n in notes if "lanes" in n] == ["layer 0 ('conv0'): 64 lanes capped to its 16 output channels",
-                         "layer 2 ('fc2'): 64 lanes capped to its 10 output neurons"]
+    assert [n for n in notes if "lanes" in n] == [
+        "layer 0 ('conv0'): 64 lanes capped to its 16 output channels",
+        "layer 2 ('fc2'): 64 lanes capped to its 10 output neurons"]
 
 
 # -- cycle model ---------------------------------------------------------------------------
@@ -205,3 +209,42 @@ def test_estimate_cli_on_a_conv_ir(conv_build, capsys) -> None:
     out = capsys.readouterr().out
     assert "note: layer 0 ('conv0'): 64 lanes capped" in out
     assert "P = 4,6,5" in out and "event-driven bound" in out and "layer 2:" in out
+
+
+def test_bound_is_a_lower_bound_on_random_networks() -> None:
+    """The event-driven bound never exceeds the model (which sim/test_conv_network.py
+    proves cycle-exact against the RTL): 8 random networks, fully connected and conv."""
+    r = random.Random(5)
+    for n in range(8):
+        cfg = random_spec(r)
+        with tempfile.TemporaryDirectory() as tmp:
+            graph = make(Path(tmp), cfg["spec"], cfg["encoding"], cfg["shape"], cfg["steps"],
+                         3, seed=n)
+            x = torch.from_numpy(np.load(Path(tmp) / "golden/vectors.npz")["inputs"])
+        m, b = cycles.model(graph, layer_params(graph, cfg["lanes"], pool=cfg["pool"]), x)
+        assert (b <= m).all() and (b > 0).all(), (cfg, m, b)
+
+
+SEED_SPEC = [("conv", 16, 5, 0, 2), ("conv", 64, 5, 0, 2), ("fc", 10)]
+
+
+@pytest.fixture(scope="module", params=["direct", "rate"])
+def seed_geometry(request, tmp_path_factory):
+    """A random-weight IR of the seed network's geometry (1x28x28 -> 16C5 -> pool 2 ->
+    64C5 -> pool 2 -> fc10), T = 8, θ calibrated to ~80 / ~50 spikes per step in the
+    conv layers (the trained 1-epoch T = 25 models fire more: a harder case)."""
+    build = tmp_path_factory.mktemp(f"seed-{request.param}") / "build"
+    graph = make(build, SEED_SPEC, request.param, (1, 28, 28), steps=8, images=3, seed=3,
+                 quantile=0.9)
+    return graph, torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
+
+
+def test_seed_geometry_within_1_3_of_the_bound(seed_geometry) -> None:
+    """Issue 16's target at the seed's scale and lanes (16, 64, 10, fused): every image's
+    cycles ≤ 1.3 × the event-driven bound; with lanes that leave a third of the conv
+    layers' lanes idle (P = 12 and 48: G = 2 groups for 16 and 64 channels) it fails."""
+    graph, x = seed_geometry
+    m, b = cycles.model(graph, layer_params(graph, [16, 64, 10], pool="fused"), x)
+    assert (m <= 1.3 * b).all(), m / b
+    padded, pb = cycles.model(graph, layer_params(graph, [12, 48, 10], pool="fused"), x)
+    assert (padded > 1.3 * pb).all(), padded / pb
