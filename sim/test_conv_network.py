@@ -10,7 +10,8 @@ against the RTL, on random small IRs (``tests/qsnn_randnet.py``; no training).
 - Per-layer spike trains and membranes of a traced image equal the golden model's.
 - The cycle model is exact on randomly drawn networks (fully connected and conv, any
   encoder, lanes and pooling; drawn from the test seed).
-- A broken conv weight file and a wrong spike-buffer coordinate mode are seen.
+- A broken conv weight file, a wrong spike-buffer coordinate mode and a cycle model one
+  cycle off are seen.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsnn.hw import netbench
+from qsnn.hw import cycles, netbench
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import compare_trace, verify
 
@@ -161,3 +162,14 @@ def test_wrong_coordinate_mode_is_a_mismatch(net, tmp_path) -> None:
     assert top.count(".COORD(1)") == 1
     (bad / "qsnn_top.v").write_text(top.replace(".COORD(1)", ".COORD(0)"))
     assert _bench_mismatches(build, bad, 2) > 0
+
+
+@icarus
+def test_a_cycle_model_one_cycle_off_is_seen(net, monkeypatch) -> None:
+    """The exactness check can fail: with the readout's overhead one cycle too long in
+    the model, no image is exact and the ratio drops below 1."""
+    build, hw = net("rate")
+    monkeypatch.setattr(cycles, "O_END", cycles.O_END + 1)
+    rep = verify(build, hw, images=2, simulator="icarus")
+    assert rep["mismatches"] == 0 and rep["cycles_model_exact"] == 0
+    assert rep["cycles_model_ratio_max"] < 1
