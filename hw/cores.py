@@ -18,6 +18,8 @@ RTL_DIR = Path(__file__).resolve().parent / "rtl"
 RTL_FILES = ("qsnn_lif_lane.v", "qsnn_layer.v", "qsnn_spikebuf.v", "qsnn_lfsr.v",
              "qsnn_encoder.v", "qsnn_readout.v", "qsnn_sequencer.v", "qsnn_wload.v",
              "qsnn_cycle_counter.v", "qsnn_top_io.v")
+#: the conv engine's address generator (copied into designs with a conv layer only)
+CONV_FILES = ("qsnn_conv_addr.v",)
 #: the UART command wrapper ``qsnn_uart_top`` (``filelist_uart.f``)
 UART_FILES = ("qsnn_uart_rx.v", "qsnn_uart_tx.v", "qsnn_uart_top.v")
 #: the board wrapper core of ``qsnn bitstream`` (power-on reset, LEDs)

@@ -6,9 +6,11 @@ sizes and file names derived from it; ``qsnn bitstream``, ``qsnn verify``, ``qsn
 and the cycle model use it instead of the raw JSON. Every contract quantity has one
 definition here:
 
-    K (chunks)            = ceil(N / P)
-    weight words          = N_IN * K                      (LayerParams.w_words)
-    weight memory bits    = N_IN * K * P * WB             (LayerParams.w_bits)
+    G (channel groups)    = ceil(N / P)
+    K (chunks)            = HO * WO * G                   (fully connected: HO = WO = 1)
+    weight words          = N_IN * KE^2 * G               (LayerParams.w_words; fully
+                                                           connected: KE = 1, so N_IN * K)
+    weight memory bits    = weight words * P * WB         (LayerParams.w_bits)
     input bytes per image = prod(C, H, W) (* T for event input)      (input_bytes)
     design id (info_id)   = the first 4 bytes of SHA-256(model.json + weights.npz)
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from qsnn.errors import QsnnError
 from qsnn.export.ir import Encoding, Graph
+from qsnn.hw.convmap import ConvGeom
 from qsnn.hw.cores import BOARD_FILES, UART_FILES
 
 PARAMS_FILE = "params.json"
@@ -37,7 +40,12 @@ COUNT_BITS = 16   # bits per class on qsnn_top's m_counts
 
 @dataclass(frozen=True)
 class LayerParams:
-    """Verilog parameters of one ``qsnn_layer`` instance."""
+    """Verilog parameters of one ``qsnn_layer`` instance and its spike buffer.
+
+    A fully connected layer keeps the geometry defaults (``h_in`` = ``w_in`` = ``kernel``
+    = ``pool`` = 1, ``pad`` = 0); a convolutional one has ``n_in`` input channels on an
+    ``h_in`` × ``w_in`` map, ``n`` output channels, and ``wb`` is the width of a weight
+    lane in memory (the IR's bits + 2·log2 ``pool`` when the pool is ``fused``)."""
 
     index: int
     n_in: int
@@ -51,16 +59,69 @@ class LayerParams:
     frac_bits: int
     reset_mode: int
     w_runtime: int = 0   # 1: weights in RAM loaded at run time (weights.bin), 0: ROM
+    h_in: int = 1        # input map rows (RTL H_IN)
+    w_in: int = 1        # input map columns (W_IN)
+    kernel: int = 1      # conv kernel K (KS)
+    pad: int = 0         # zero padding (PAD)
+    pool: int = 1        # sum pool Kp (KP)
+    fused: int = 1       # 1: pool fused into the kernel, 0: pool as an address map (FUSED)
+    c_ram: int = 1       # 1: a C word per chunk (direct-input first layer), 0: C = bias (C_RAM)
+    coord: int = 0       # its spike buffer emits {c, y, x} (1: a conv layer follows) (COORD)
 
     @property
-    def chunks(self) -> int:
-        """K = ceil(N / P)."""
+    def conv(self) -> bool:
+        """A convolutional layer (the RTL's CONV: any geometry parameter past 1)."""
+        return (self.h_in, self.w_in, self.kernel, self.pool) != (1, 1, 1, 1)
+
+    def geom(self) -> ConvGeom:
+        """The layer as the conv engine sees it (a fully connected layer: the degenerate
+        1 × 1 map, kernel 1)."""
+        ir_wb = self.wb - (2 * (self.pool.bit_length() - 1) if self.fused else 0)
+        return ConvGeom(self.n_in, self.h_in, self.w_in, self.kernel, self.pad, self.pool,
+                        self.n, self.lanes, bool(self.fused), ir_wb)
+
+    @property
+    def ho(self) -> int:
+        """LIF map rows HO = (H_IN + 2·PAD − K + 1) / Kp (1 when fully connected)."""
+        return self.geom().ho
+
+    @property
+    def wo(self) -> int:
+        return self.geom().wo
+
+    @property
+    def groups(self) -> int:
+        """G = ceil(N / P) channel groups."""
         return -(-self.n // self.lanes)
 
     @property
+    def chunks(self) -> int:
+        """K = HO * WO * G membrane words (fully connected: ceil(N / P))."""
+        return self.ho * self.wo * self.groups
+
+    @property
+    def neurons(self) -> int:
+        """LIF neurons N * HO * WO."""
+        return self.n * self.ho * self.wo
+
+    @property
     def w_words(self) -> int:
-        """Words of the weight memory (N_IN * K)."""
-        return self.n_in * self.chunks
+        """Words of the weight memory: N_IN * KE^2 * G (fully connected: N_IN * K)."""
+        return self.geom().w_words
+
+    @property
+    def in_index_bits(self) -> int:
+        """Bits of the event index: the packed {c, y, x} (a size-1 dimension has none;
+        fully connected: the input index)."""
+        return max(1, _field_bits(self.n_in) + _field_bits(self.h_in) + _field_bits(self.w_in))
+
+    @property
+    def out_index_bits(self) -> int:
+        """Bits of the spike buffer's event index: packed {c, Y, X} (``coord``) or the
+        flat index c·HO·WO + Y·WO + X."""
+        if self.coord:
+            return max(1, _field_bits(self.n) + _field_bits(self.ho) + _field_bits(self.wo))
+        return max(1, _field_bits(self.neurons))
 
     @property
     def w_word_bytes(self) -> int:
@@ -69,12 +130,18 @@ class LayerParams:
 
     @property
     def w_bits(self) -> int:
-        """Bits of the weight memory (N_IN * K words of P * WB bits; padded neurons too)."""
+        """Bits of the weight memory (``w_words`` words of P * WB bits; padded neurons
+        too)."""
         return self.w_words * self.lanes * self.wb
 
     def mem_files(self) -> tuple[str, str, str]:
         """The ``$readmemh`` files of this layer: weights, thresholds, biases."""
         return (f"l{self.index}_w.mem", f"l{self.index}_theta.mem", f"l{self.index}_bias.mem")
+
+
+def _field_bits(n: int) -> int:
+    """Bits of an index 0 .. n-1 in a packed coordinate: 0 for a size-1 dimension."""
+    return (n - 1).bit_length() if n > 1 else 0
 
 
 def weight_bytes(layers: tuple[LayerParams, ...] | list[LayerParams]) -> int:

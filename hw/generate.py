@@ -3,7 +3,9 @@
 Python writes only parameters, wiring and ``$readmemh`` files; the cores are the
 hand-written Verilog of ``hw/rtl/`` (copied into the output folder so that it is
 self-contained). Same IR and options give byte-identical files (no timestamps).
-Supported: ``[flatten] (linear lif)+ readout`` with direct, rate or event input.
+Supported: blocks ``[flatten] (linear | conv2d) [sumpool] lif`` and a readout, with direct,
+rate or event input (per-layer parameters, limits, lanes and pooling: ``qsnn.hw.layers``;
+the conv engine's memory layout: ``qsnn.hw.convmap``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from qsnn import atomic
-from qsnn.errors import QsnnError
 from qsnn.export import serialize
-from qsnn.export.ir import LIF, Encoding, Flatten, Graph, Leak, Linear, Readout, Reset
-from qsnn.hw.cores import BOARD_FILES, RTL_DIR, RTL_FILES, UART_FILES
+from qsnn.export.ir import LIF, Linear
+from qsnn.hw import convmap
+from qsnn.hw.cores import BOARD_FILES, CONV_FILES, RTL_DIR, RTL_FILES, UART_FILES
 from qsnn.hw.design import (
     COUNT_BITS,
     PARAMS_FILE,
@@ -30,55 +32,12 @@ from qsnn.hw.design import (
     ir_sha256,
     weight_bytes,
 )
+from qsnn.hw.layers import DEFAULT_BOARD, MAX_LANES, Block, Lanes, Pool, blocks, layer_params
 from qsnn.hw.top import top_verilog
 
-MAX_LANES = 64
-
-__all__ = ["COUNT_BITS", "RTL_DIR", "RTL_FILES", "UART_FILES", "Design", "LayerParams",
-           "design_id", "generate", "input_bytes", "ir_sha256", "layer_mems", "layer_params",
-           "pack_words", "top_verilog", "weight_blob"]
-
-
-def layer_params(graph: Graph, lanes: int,
-                 runtime_weights: tuple[int, ...] | str = ()) -> list[LayerParams]:
-    """Per-layer parameters; refuses what the hardware cannot express (one line each).
-
-    ``runtime_weights``: indices of the layers whose weights are loaded at run time
-    (RAM, ``weights.bin``) instead of ROM initialised from the bitstream; ``"all"``: every
-    layer."""
-    everything = runtime_weights == "all"
-    runtime_weights = () if everything else tuple(runtime_weights)
-    if not 1 <= lanes <= MAX_LANES:
-        raise QsnnError(f"--lanes {lanes}: must be 1..{MAX_LANES}")
-    inp = graph.input
-    if inp.pixel_max > 255:
-        raise QsnnError(f"IR input: pixel_max {inp.pixel_max} exceeds the 8-bit input stream "
-                        "(limit 255)")
-    out, pending = [], None
-    for node in graph.nodes:
-        if isinstance(node, Linear):
-            pending = node
-        elif isinstance(node, LIF):
-            if node.membrane_bits > 32:
-                raise QsnnError(f"IR node '{node.name}': membrane_bits {node.membrane_bits} "
-                                "exceeds the hardware limit of 32")
-            direct = not out and inp.encoding == Encoding.DIRECT
-            out.append(LayerParams(
-                len(out), pending.in_features, pending.out_features, min(lanes,
-                pending.out_features), pending.weight_bits, node.membrane_bits,
-                8 if direct else 1, Leak(node.leak).code, node.leak_param,
-                node.frac_bits, Reset(node.reset).code,
-                int(everything or len(out) in runtime_weights)))
-        elif not isinstance(node, (Flatten, Readout)):
-            raise QsnnError(f"IR node '{node.name}': {type(node).__name__} is not supported by "
-                            "the hardware generator yet (fully connected layers only)")
-    if graph.classes > 256:
-        raise QsnnError(f"IR readout: {graph.classes} classes exceed the limit of 256")
-    bad = sorted(set(runtime_weights) - set(range(len(out))))
-    if bad:
-        raise QsnnError(f"--runtime-weights: no layer {bad[0]} (the network has layers "
-                        f"0..{len(out) - 1})")
-    return out
+__all__ = ["COUNT_BITS", "MAX_LANES", "RTL_DIR", "RTL_FILES", "UART_FILES", "Design",
+           "LayerParams", "design_id", "generate", "input_bytes", "ir_sha256", "layer_mems",
+           "layer_params", "pack_words", "top_verilog", "weight_blob"]
 
 
 def weight_blob(mems: dict[str, list[str]], layers: list[LayerParams]) -> bytes:
@@ -160,32 +119,47 @@ targets:
 """
 
 
-def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
-             runtime_weights: tuple[int, ...] | str = ()) -> dict:
+def block_mems(p: LayerParams, block: Block) -> dict[str, list[str]]:
+    """The ``$readmemh`` files of one layer: fully connected (:func:`layer_mems`) or
+    convolutional (``convmap.conv_mems``: Wf fused, W for the address map)."""
+    if not p.conv:
+        return layer_mems(p, block.weight, block.lif)
+    return convmap.conv_mems(p.geom(), block.weight.weight, block.lif.theta, block.lif.bias,
+                             p.mb, prefix=f"l{p.index}")
+
+
+def generate(build_dir: str | Path, out: str | Path, lanes: Lanes = 4,
+             runtime_weights: tuple[int, ...] | str = (), pool: Pool = "auto",
+             board: str = DEFAULT_BOARD, note=None) -> dict:
     """Write the design for the IR in ``build_dir`` into ``out``; returns params.json.
 
+    ``lanes``: one value for every layer or one per layer (capped at each layer's output
+    channels/neurons); ``pool``: ``fused``, ``map`` or ``auto`` for every conv layer, or
+    one per conv layer (``auto`` decides by ``board``'s block RAM: ``qsnn.hw.layers``);
     ``runtime_weights``: layers whose weights live in RAM loaded at run time from
-    ``weights.bin`` (UART 'W' command) instead of bitstream-initialised ROM."""
+    ``weights.bin`` (UART 'W' command) instead of bitstream-initialised ROM; ``note``:
+    called with each note line (lanes capped, pooling chosen)."""
     graph = serialize.load(build_dir)
-    layers = layer_params(graph, lanes, runtime_weights)
-    lins = [n for n in graph.nodes if isinstance(n, Linear)]
+    layers = layer_params(graph, lanes, runtime_weights, pool, board, note)
     mems: dict[str, list[str]] = {}
-    for p, lin, lif in zip(layers, lins, graph.lifs(), strict=True):
-        mems.update(layer_mems(p, lin, lif))
+    for p, block in zip(layers, blocks(graph), strict=True):
+        mems.update(block_mems(p, block))
     blob = weight_blob(mems, layers)
     ir_hash = ir_sha256(Path(build_dir))
     out = Path(out)
+    cores = RTL_FILES + (CONV_FILES if any(p.conv for p in layers) else ())
     design = Design(
-        folder=out, name=graph.name, ir_sha256=ir_hash, lanes=lanes,
+        folder=out, name=graph.name, ir_sha256=ir_hash,
+        lanes=lanes if isinstance(lanes, int) else max(lanes),
         time_steps=graph.time_steps, encoding=graph.input.encoding,
         pixel_max=graph.input.pixel_max, lfsr_seed=graph.input.lfsr_seed,
         classes=graph.classes, count_bits=COUNT_BITS, input_bytes=input_bytes(graph),
         layers=tuple(layers), runtime_weights=tuple(p.index for p in layers if p.w_runtime),
-        weight_bytes=weight_bytes(layers), rtl=RTL_FILES + (TOP_FILE,))
+        weight_bytes=weight_bytes(layers), rtl=cores + (TOP_FILE,))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = atomic.make_dir(f".{out.name}.", out.parent)
     try:
-        for f in RTL_FILES + UART_FILES + BOARD_FILES:
+        for f in cores + UART_FILES + BOARD_FILES:
             shutil.copyfile(RTL_DIR / f, staging / f)
         (staging / TOP_FILE).write_text(top_verilog(graph, layers, design.id))
         if blob:

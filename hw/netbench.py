@@ -73,12 +73,15 @@ class BenchDesign:
 
 @dataclass(frozen=True)
 class Result:
-    """One image's output: spike counts (class 0 first), prediction, cycles."""
+    """One image's output: spike counts (class 0 first), prediction, cycles (``m_cycles``)
+    and the bench's input gaps inside them (cycles between the image's first and last
+    byte in which none was taken)."""
 
     image: int
     counts: list[int]
     prediction: int
     cycles: int
+    gaps: int = 0
 
 
 def bench_design(hw_dir: str | Path) -> BenchDesign:
@@ -160,7 +163,7 @@ def parse_results(text: str, design: BenchDesign, first: int, images: int) -> li
             raise BenchError(f"RTL bench of {design.hw_dir.name}: {what}")
         if word[0] != "R":
             continue
-        i, fields = first + int(word[1]), dict(zip(("m_pred", "m_cycles", "m_counts"),
+        i, fields = first + int(word[1]), dict(zip(("m_pred", "m_cycles", "m_counts", "gaps"),
                                                    word[2:], strict=True))
         bad = [name for name, v in fields.items() if _X.search(v)]
         if bad:
@@ -168,7 +171,8 @@ def parse_results(text: str, design: BenchDesign, first: int, images: int) -> li
                              f"{', '.join(bad)} for image {i}")
         word_counts = int(fields["m_counts"], 16)
         counts = [(word_counts >> (c * bits)) & ((1 << bits) - 1) for c in range(design.classes)]
-        out.append(Result(i, counts, int(fields["m_pred"], 16), int(fields["m_cycles"], 16)))
+        out.append(Result(i, counts, int(fields["m_pred"], 16), int(fields["m_cycles"], 16),
+                          int(fields["gaps"], 16)))
     if len(out) != images or f"DONE {images}" not in text:
         raise BenchError(f"RTL bench of {design.hw_dir.name}: {len(out)} of {images} results "
                          "and no DONE line (the simulator died?)")

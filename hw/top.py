@@ -13,6 +13,8 @@ are.
 
 from __future__ import annotations
 
+import math
+
 from qsnn.export.ir import Encoding, Graph
 from qsnn.hw.design import COUNT_BITS, LayerParams, input_bytes, weight_bytes
 
@@ -77,7 +79,7 @@ def top_verilog(graph: Graph, layers: list[LayerParams], ir_id: int = 0) -> str:
         *(["    wire w_take, wl_done;"] if any(p.w_runtime for p in layers) else []),
         "    wire [L-1:0] cmd_clear, cmd_loadv, cmd_update, layer_busy, buf_start, buf_busy;",
         "    wire enc_valid, enc_ready, enc_to_c;",
-        f"    wire [{index_bits(layers[0].n_in) - 1}:0] enc_index;",
+        f"    wire [{layers[0].in_index_bits - 1}:0] enc_index;",
         f"    wire [{layers[0].vb - 1}:0] enc_value;",
         f"    wire [{graph.classes * count_bits(graph) - 1}:0] ro_counts;",
         "",
@@ -119,10 +121,13 @@ def _io_lines(graph: Graph, layers: list[LayerParams], ir_id: int) -> list[str]:
 
 
 def _encoder_lines(graph: Graph, first: LayerParams) -> list[str]:
+    """The encoder: the image's pixels (a conv first layer: with its H x W, so that the
+    events carry packed coordinates {c, y, x})."""
     enc = graph.input
-    params = [f".N_IN({first.n_in})", f".T({graph.time_steps})",
+    params = [f".N_IN({math.prod(enc.shape)})", f".T({graph.time_steps})",
               f".ENC({Encoding(enc.encoding).code})", f".PIXEL_MAX({enc.pixel_max})",
-              f".VB({first.vb})", f".LFSR_SEED(32'h{max(enc.lfsr_seed, 1):08x})"]
+              f".VB({first.vb})", f".LFSR_SEED(32'h{max(enc.lfsr_seed, 1):08x})",
+              *([f".H({first.h_in})", f".W({first.w_in})"] if first.conv else [])]
     ports = [".clk(clk)", ".rst(rst)", ".s_valid(s_valid)", ".s_ready(s_ready)",
              ".s_data(s_data)", ".loaded(loaded)", ".release_image(release_image)",
              ".start(enc_start)", ".busy(enc_busy)", ".ev_valid(enc_valid)",
@@ -167,7 +172,12 @@ def _layer_lines(p: LayerParams, last: bool) -> list[str]:
               f".LEAK_PARAM({p.leak_param})", f".FRAC_BITS({p.frac_bits})",
               f".RESET_MODE({p.reset_mode})", f".W_RUNTIME({p.w_runtime})",
               *(f'.{key}("{name}")' for key, name in zip(("W_FILE", "TH_FILE", "B_FILE"),
-                                                         p.mem_files(), strict=True))]
+                                                         p.mem_files(), strict=True)),
+              *([f".H_IN({p.h_in})", f".W_IN({p.w_in})", f".KS({p.kernel})",
+                 f".PAD({p.pad})", f".KP({p.pool})", f".FUSED({p.fused})",
+                 f".C_RAM({p.c_ram})"] if p.conv else [])]
+    buf_params = [f".N({p.n})", f".P({p.lanes})",
+                  *([f".HO({p.ho})", f".WO({p.wo})", f".COORD({p.coord})"] if p.conv else [])]
     ports = [".clk(clk)", ".rst(rst)", f".cmd_clear(cmd_clear[{i}])",
              f".cmd_loadv(cmd_loadv[{i}])", f".cmd_update(cmd_update[{i}])",
              f".busy(layer_busy[{i}])", f".ev_valid({src[0]})", f".ev_ready({src[1]})",
@@ -181,15 +191,25 @@ def _layer_lines(p: LayerParams, last: bool) -> list[str]:
            ".ev_ready(" + ("1'b1" if last else f"b{i}_ready") + ")", f".ev_index(b{i}_index)"]
     return [
         "",
-        f"    // layer {i}: {p.n_in} -> {p.n}, {p.lanes} lanes, {p.mb}-bit membranes",
+        f"    // layer {i}: {_shape_text(p)}, {p.lanes} lanes, {p.mb}-bit membranes",
         f"    wire l{i}_spk_valid;",
         f"    wire [{index_bits(p.chunks) - 1}:0] l{i}_spk_chunk;",
         f"    wire [{p.lanes - 1}:0] l{i}_spk_mask;",
         f"    wire b{i}_valid" + ("" if last else f", b{i}_ready") + ";",
-        f"    wire [{index_bits(p.n) - 1}:0] b{i}_index;",
+        f"    wire [{p.out_index_bits - 1}:0] b{i}_index;",
         *instance("qsnn_layer", params, f"u_l{i}", ports),
-        *instance("qsnn_spikebuf", [f".N({p.n})", f".P({p.lanes})"], f"u_b{i}", buf),
+        *instance("qsnn_spikebuf", buf_params, f"u_b{i}", buf),
     ]
+
+
+def _shape_text(p: LayerParams) -> str:
+    """``784 -> 128`` (fully connected) or ``1x28x28 -> 16x12x12, conv 5 pad 0, pool 2
+    fused`` (the comment above a layer's instances)."""
+    if not p.conv:
+        return f"{p.n_in} -> {p.n}"
+    pool = f", pool {p.pool} {'fused' if p.fused else 'as an address map'}" if p.pool > 1 else ""
+    return (f"{p.n_in}x{p.h_in}x{p.w_in} -> {p.n}x{p.ho}x{p.wo}, conv {p.kernel} pad {p.pad}"
+            + pool)
 
 
 def _readout_lines(graph: Graph, last: LayerParams) -> list[str]:

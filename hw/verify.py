@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
 from qsnn.export.ir import Encoding, Graph
 from qsnn.hw import cycles, netbench, simlib
-from qsnn.hw.design import Design
+from qsnn.hw.design import Design, LayerParams
 
 PERIOD_NS = 10
 
@@ -63,29 +64,34 @@ def stimulus(graph: Graph, build_dir: Path, images: int | None
     return x.numpy(), res.counts.numpy(), data.test.y[: len(x)].numpy()
 
 
-def rtl_traces(graph: Graph, traced: list[dict], key: str) -> list[np.ndarray]:
+def rtl_traces(graph: Graph, layers: Sequence[LayerParams], traced: list[dict], key: str
+               ) -> list[np.ndarray]:
     """Per-LIF [T, N] arrays of the RTL's recorded spike masks (``mask``) or membranes
-    (``mem``), padded lanes dropped; missing steps are left as -1."""
-    sizes = [int(np.prod(lif.shape)) for lif in graph.lifs()]
+    (``mem``) in the golden model's neuron order (c·HO·WO + y·WO + x; padded lanes
+    dropped): the update pass reports chunk (Y·WO + X)·G + g with lane p = neuron
+    (g·P + p, Y, X). A layer with missing records is left as -1."""
+    steps = graph.time_steps
     rows: dict[int, list[int]] = {}
     for ev in traced:
         if key in ev:
             rows.setdefault(ev["layer"], []).extend(ev[key])
     out = []
-    for layer, n in enumerate(sizes):
-        vals = rows.get(layer, [])
-        lanes_total = len(vals) // graph.time_steps if vals else 0
-        arr = np.full((graph.time_steps, n), -1, dtype=np.int64)
-        if lanes_total >= n:
-            arr[:] = np.array(vals).reshape(graph.time_steps, lanes_total)[:, :n]
+    for p in layers:
+        vals = rows.get(p.index, [])
+        arr = np.full((steps, p.neurons), -1, dtype=np.int64)
+        if len(vals) == steps * p.chunks * p.lanes:
+            words = np.array(vals).reshape(steps, p.ho * p.wo, p.groups * p.lanes)
+            arr[:] = words.transpose(0, 2, 1)[:, : p.n].reshape(steps, -1)
         out.append(arr)
     return out
 
 
-def first_difference(graph: Graph, x: np.ndarray, traced: list[dict]) -> dict[str, int] | None:
-    """First (time step, layer, neuron) where the RTL's spikes differ from the golden model."""
+def first_difference(graph: Graph, layers: Sequence[LayerParams], x: np.ndarray,
+                     traced: list[dict]) -> dict[str, int] | None:
+    """First (time step, layer, neuron) where the RTL's spikes differ from the golden model
+    (neuron: the golden model's flat index)."""
     res = golden.run(graph, torch.from_numpy(x[None]), record=True)
-    got = rtl_traces(graph, traced, "mask")
+    got = rtl_traces(graph, layers, traced, "mask")
     for t in range(graph.time_steps):
         for layer, spk in enumerate(res.spikes):
             want = spk[t, 0].reshape(-1).numpy()
@@ -97,15 +103,42 @@ def first_difference(graph: Graph, x: np.ndarray, traced: list[dict]) -> dict[st
 
 def trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """RTL spike trains and membranes U[t] ([T, N] per LIF) of one golden-vector image."""
+    """RTL spike trains and membranes U[t] ([T, N] per LIF, the golden model's neuron
+    order) of one test image (``image``: its index in the golden vectors or test split)."""
     build_dir, hw_dir = Path(build_dir), Path(hw_dir).resolve()
     graph = serialize.load(build_dir)
     design = check_design(build_dir, hw_dir)
     x, want, _ = stimulus(graph, build_dir, image + 1)
-    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x[image:]))
+    model = cycles.image_cycles(graph, design.layers, torch.from_numpy(x[image:image + 1]))
     got = _run_traced(cocotb_runner(hw_dir, design), hw_dir, x[image], want[image],
                       2 * max(model) + 10_000, seed, False)
-    return rtl_traces(graph, got, "mask"), rtl_traces(graph, got, "mem")
+    return (rtl_traces(graph, design.layers, got, "mask"),
+            rtl_traces(graph, design.layers, got, "mem"))
+
+
+def compare_trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
+                  ) -> list[dict[str, Any]]:
+    """``qsnn verify --trace-image``: per layer, the RTL's spike trains and membranes of
+    one image against the golden model's (``equal``, ``first_difference``: step and
+    neuron, or None), also written to ``trace_report.json`` in the design folder."""
+    graph = serialize.load(Path(build_dir))
+    x, _, _ = stimulus(graph, Path(build_dir), image + 1)
+    res = golden.run(graph, torch.from_numpy(x[image:image + 1]), record=True)
+    spikes, mems = trace(build_dir, hw_dir, image, seed)
+    out = []
+    for layer, lif in enumerate(graph.lifs()):
+        row: dict[str, Any] = {"layer": layer, "name": lif.name, "image": image}
+        for what, got, ref in (("spikes", spikes, res.spikes), ("membranes", mems, res.membranes)):
+            want = ref[layer][:, 0].reshape(graph.time_steps, -1).numpy()
+            bad = np.argwhere(got[layer] != want)
+            row[what] = {"equal": not bad.size, "total": int(want.sum()) if what == "spikes"
+                         else None, "first_difference": None if not bad.size else {
+                             "time_step": int(bad[0, 0]), "neuron": int(bad[0, 1]),
+                             "rtl": int(got[layer][tuple(bad[0])]),
+                             "golden": int(want[tuple(bad[0])])}}
+        out.append(row)
+    atomic.write_json(Path(hw_dir) / "trace_report.json", {"image": image, "layers": out})
+    return out
 
 
 def _run_traced(runner, hw_dir: Path, x: np.ndarray, want: np.ndarray, timeout: int,
@@ -184,8 +217,8 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
     if waves and simulator != "verilator":
         raise QsnnError("--waves needs --simulator verilator")
     x, want, labels = stimulus(graph, build_dir, images)
-    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x))
-    timeout = 2 * max(model) + 10_000
+    model, bound = cycles.model(graph, design.layers, torch.from_numpy(x))
+    timeout = 2 * int(model.max()) + 10_000
     if waves:
         results, wall = cocotb_results(hw_dir, design, x, want, timeout, seed, True)
     else:
@@ -196,9 +229,11 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
         i = bad[0]
         traced = _run_traced(cocotb_runner(hw_dir, design), hw_dir, x[i], want[i], timeout,
                              seed, False)
-        first = {"image": i, **(first_difference(graph, x[i], traced) or {})}
-    report = _report(results, len(x) - len(results) + len(bad), first, labels, model, wall)
-    report |= {"lanes": design.lanes, "seed": seed, "output_backpressure": True,
+        first = {"image": i, **(first_difference(graph, design.layers, x[i], traced) or {})}
+    report = _report(results, len(x) - len(results) + len(bad), first, labels, model, bound,
+                     wall)
+    report |= {"lanes": design.lanes, "layer_lanes": [p.lanes for p in design.layers],
+               "seed": seed, "output_backpressure": True,
                "simulator": simulator, "bench": "cocotb" if waves else "free-running",
                "waves": next((str(p) for p in sorted((hw_dir / "sim_run").glob("dump.*"))),
                              None) if waves else None}
@@ -207,18 +242,31 @@ def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int 
 
 
 def _report(results: list[dict], mismatches: int, first: dict | None, labels: np.ndarray,
-            model: list[int], wall: float) -> dict[str, Any]:
-    """Counts, accuracy, measured cycles against the model, simulation speed."""
-    measured = [r["cycles"] for r in results]
+            model: np.ndarray, bound: np.ndarray, wall: float) -> dict[str, Any]:
+    """Counts, accuracy, measured cycles against the model and the bound, simulation speed.
+
+    Measured cycles are ``m_cycles`` less the bench's input gaps (the cycles of a host
+    streaming one byte per cycle), so measured / model is 1 where the model is exact."""
+    measured = np.array([r["cycles"] - r.get("gaps", 0) for r in results], np.int64)
+    gaps = [r.get("gaps", 0) for r in results]
     preds = np.array([r["prediction"] for r in results])
-    ratios = [m / c for m, c in zip(measured, model[: len(measured)], strict=True)]
+    model, bound = model[: len(measured)], bound[: len(measured)]
+    ratios = measured / model
     return {
         "images": len(results), "mismatches": mismatches, "first_mismatch": first,
         "accuracy": float((preds == labels[: len(preds)]).mean()) if len(preds) else 0.0,
         "cycles_per_inference_mean": float(np.mean(measured)),
-        "cycles_model_mean": float(np.mean(model[: len(measured)])),
-        "cycles_model_ratio": float(np.mean(measured) / np.mean(model[: len(measured)])),
-        "cycles_model_ratio_min": min(ratios), "cycles_model_ratio_max": max(ratios),
+        "cycles_per_inference_min": int(measured.min()),
+        "cycles_per_inference_max": int(measured.max()),
+        "cycles_input_gaps_mean": float(np.mean(gaps)),
+        "cycles_model_mean": float(np.mean(model)),
+        "cycles_model_ratio": float(np.mean(measured) / np.mean(model)),
+        "cycles_model_ratio_min": float(ratios.min()),
+        "cycles_model_ratio_max": float(ratios.max()),
+        "cycles_model_exact": int((measured == model).sum()),
+        "cycles_bound_mean": float(np.mean(bound)),
+        "cycles_bound_ratio": float(np.mean(measured) / np.mean(bound)),
+        "cycles_bound_ratio_max": float((measured / bound).max()),
         "sim_images_per_second": len(results) / wall,
-        "sim_cycles_per_second": sum(measured) / wall,
+        "sim_cycles_per_second": float(measured.sum() + sum(gaps)) / wall,
     }

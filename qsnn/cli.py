@@ -143,23 +143,58 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _hw(args: argparse.Namespace) -> int:
     build = Path(args.build)
+    lanes, pool = _lanes_option(args.lanes), _pool_option(args.pool)
     if args.estimate:
+        from qsnn.export import serialize
         from qsnn.hw.cycles import estimate_report
+        from qsnn.hw.layers import layer_params
 
-        print(estimate_report(build, args.lanes, args.images))
+        layers = layer_params(serialize.load(build), lanes, pool=pool, board=args.board,
+                              note=_note)
+        print(estimate_report(build, layers, args.images))
         return 0
     from qsnn.hw.generate import generate
 
     out = Path(args.out) if args.out else Path("hw/build") / build.name
-    params = generate(build, out, lanes=args.lanes,
-                      runtime_weights=_layer_list(args.runtime_weights))
-    sizes = ", ".join(f"{p['n_in']}->{p['n']}" for p in params["layers"])
+    params = generate(build, out, lanes=lanes, runtime_weights=_layer_list(args.runtime_weights),
+                      pool=pool, board=args.board, note=_note)
+    sizes = ", ".join(_layer_text(p) for p in params["layers"])
     rt = params["runtime_weights"]
     print(f"generated {out}: qsnn_top ({sizes}), {args.lanes} lanes, "
           f"T={params['time_steps']}, {params['encoding']} input"
           + (f"; layers {rt} load their weights at run time ({params['weight_bytes']} bytes, "
              f"{out / 'weights.bin'})" if rt else ""))
     return 0
+
+
+def _note(line: str) -> None:
+    print(f"note: {line}")
+
+
+def _layer_text(p: dict) -> str:
+    """``784->128`` or ``conv 1x28x28->16x12x12 fused``."""
+    if (p["h_in"], p["w_in"], p["kernel"], p["pool"]) == (1, 1, 1, 1):
+        return f"{p['n_in']}->{p['n']}"
+    ho = (p["h_in"] + 2 * p["pad"] - p["kernel"] + 1) // p["pool"]
+    wo = (p["w_in"] + 2 * p["pad"] - p["kernel"] + 1) // p["pool"]
+    pool = "" if p["pool"] == 1 else (" fused" if p["fused"] else " map")
+    return f"conv {p['n_in']}x{p['h_in']}x{p['w_in']}->{p['n']}x{ho}x{wo}{pool}"
+
+
+def _lanes_option(text: str) -> int | tuple[int, ...]:
+    """'--lanes 16' -> 16; '--lanes 16,64,10' -> one value per layer."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise QsnnError(f"--lanes {text!r}: give a number of lanes like 4, or one per layer "
+                        "like 16,64,10") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _pool_option(text: str) -> str | tuple[str, ...]:
+    """'--pool auto' -> 'auto'; '--pool fused,map' -> one mode per conv layer."""
+    values = tuple(text.split(","))
+    return values[0] if len(values) == 1 else values
 
 
 def _layer_list(text: str | None) -> tuple[int, ...] | str:
@@ -178,7 +213,17 @@ def _layer_list(text: str | None) -> tuple[int, ...] | str:
 def add_hw(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("hw", help="generate the Verilog accelerator for an exported IR")
     p.add_argument("build", help="export folder, e.g. build/digits")
-    p.add_argument("--lanes", type=int, default=4, help="parallel lanes P (default: %(default)s)")
+    p.add_argument("--lanes", default="4",
+                   help="parallel lanes P, or one per layer (e.g. 16,64,10); capped at each "
+                        "layer's output channels/neurons (default: %(default)s)")
+    p.add_argument("--pool", default="auto",
+                   help="pooling of conv layers: fused (faster, wider weights), map (pool as "
+                        "an address map, fewer weight bits) or auto (fused where its weights "
+                        "take at most half of the --board's block RAM); or one per conv "
+                        "layer, e.g. fused,map (default: %(default)s)")
+    p.add_argument("--board", default="icebreaker",
+                   help="target board whose block RAM --pool auto plans for (default: "
+                        "%(default)s)")
     p.add_argument("--out", help="output folder (default: hw/build/<name>)")
     p.add_argument("--runtime-weights", metavar="LAYERS",
                    help="layers (e.g. 0 or 0,1, or all) whose weights live in RAM loaded "
@@ -195,17 +240,39 @@ def _verify(args: argparse.Namespace) -> int:
     require("hw", "qsnn verify")
     from qsnn.hw.verify import verify
 
+    if args.trace_image is not None:
+        return _trace(args)
     images = None if args.images == "all" else int(args.images)
     rep = verify(args.build, args.hw, images=images, waves=args.waves, seed=args.seed,
                  simulator=args.simulator)
     print(f"verified {rep['images']} images: {rep['mismatches']} mismatches, RTL accuracy "
           f"{rep['accuracy']:.4f}, {rep['cycles_per_inference_mean']:.0f} cycles/inference "
-          f"(model ratio {rep['cycles_model_ratio']:.3f}), "
-          f"{rep['sim_images_per_second']:.1f} images/s simulated")
+          f"(model ratio {rep['cycles_model_ratio']:.3f}, {rep['cycles_model_exact']} of "
+          f"{rep['images']} exact; {rep['cycles_bound_ratio']:.3f} x the event-driven "
+          f"bound), {rep['sim_images_per_second']:.1f} images/s simulated")
     if rep["first_mismatch"]:
         print(f"first mismatch: {rep['first_mismatch']}")
         return 1
     return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    """``qsnn verify --trace-image I``: per-layer spike trains and membranes of one image."""
+    from qsnn.hw.verify import compare_trace
+
+    build = Path(args.build)
+    hw = Path(args.hw) if args.hw else Path("hw/build") / build.name
+    rows = compare_trace(build, hw, args.trace_image, args.seed)
+    for r in rows:
+        parts = []
+        for what in ("spikes", "membranes"):
+            d = r[what]
+            parts.append(f"{what} equal" if d["equal"] else f"{what} differ first at step "
+                         f"{d['first_difference']['time_step']}, neuron "
+                         f"{d['first_difference']['neuron']}")
+        print(f"layer {r['layer']} ({r['name']}): {r['spikes']['total']} spikes; "
+              + ", ".join(parts))
+    return 0 if all(r["spikes"]["equal"] and r["membranes"]["equal"] for r in rows) else 1
 
 
 def add_verify(sub: argparse._SubParsersAction) -> None:
@@ -219,6 +286,10 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="back-pressure seed")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="simulator of the free-running bench (default: %(default)s)")
+    p.add_argument("--trace-image", type=int, metavar="I",
+                   help="instead: record every layer's spike trains and membranes of test "
+                        "image I in the RTL (cocotb bench) and compare them with the golden "
+                        "model's (trace_report.json)")
     p.set_defaults(func=_verify)
 
 

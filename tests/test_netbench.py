@@ -26,29 +26,31 @@ def test_stimulus_is_weights_then_images() -> None:
 
 
 def test_results_unpack_counts_class_zero_lowest() -> None:
-    got = netbench.parse_results(lines("R 0 02 0000010d 000300040005",
-                                       "R 1 00 00000114 000000000009", done=2), DESIGN, 10, 2)
-    assert [(r.image, r.counts, r.prediction, r.cycles) for r in got] == [
-        (10, [5, 4, 3], 2, 0x10D), (11, [9, 0, 0], 0, 0x114)]
+    got = netbench.parse_results(lines("R 0 02 0000010d 000300040005 00000003",
+                                       "R 1 00 00000114 000000000009 00000000", done=2),
+                                 DESIGN, 10, 2)
+    assert [(r.image, r.counts, r.prediction, r.cycles, r.gaps) for r in got] == [
+        (10, [5, 4, 3], 2, 0x10D, 3), (11, [9, 0, 0], 0, 0x114, 0)]
 
 
-@pytest.mark.parametrize("row,field", [("R 0 0x 0000010d 000300040005", "m_pred"),
-                                       ("R 0 02 0000010d 0003000z0005", "m_counts"),
-                                       ("R 0 02 X000010d 000300040005", "m_cycles")])
+@pytest.mark.parametrize("row,field", [("R 0 0x 0000010d 000300040005 0", "m_pred"),
+                                       ("R 0 02 0000010d 0003000z0005 0", "m_counts"),
+                                       ("R 0 02 X000010d 000300040005 0", "m_cycles"),
+                                       ("R 0 02 0000010d 000300040005 x", "gaps")])
 def test_x_or_z_on_any_output_fails(row, field) -> None:
     with pytest.raises(BenchError, match=f"x/z bits on {field} for image 4"):
         netbench.parse_results(lines(row, done=1), DESIGN, 4, 1)
 
 
 def test_error_line_fails_with_the_global_image_number() -> None:
-    text = lines("R 0 02 0000010d 000300040005",
+    text = lines("R 0 02 0000010d 000300040005 00000003",
                  "ERROR timeout: no m_valid (image 1, 40001 cycles)")
     with pytest.raises(BenchError, match=r"timeout: no m_valid \(image 101, 40001 cycles\)"):
         netbench.parse_results(text, DESIGN, 100, 2)
 
 
-@pytest.mark.parametrize("text", ["", lines("R 0 02 0000010d 000300040005"),
-                                  lines("R 0 02 0000010d 000300040005", done=2)])
+@pytest.mark.parametrize("text", ["", lines("R 0 02 0000010d 000300040005 00000003"),
+                                  lines("R 0 02 0000010d 000300040005 00000003", done=2)])
 def test_missing_results_fail(text) -> None:
     with pytest.raises(BenchError, match="of 2 results"):
         netbench.parse_results(text, DESIGN, 0, 2)

@@ -67,19 +67,24 @@ async def load_weights(dut, blob: bytes, gaps: random.Random) -> None:
     assert int(dut.w_loaded.value) == 1, "w_loaded low after the whole weight blob"
 
 
-async def send_image(dut, data: np.ndarray, gaps: random.Random | None = None) -> None:
+async def send_image(dut, data: np.ndarray, gaps: random.Random | None = None) -> int:
     """Drive the image's bytes, one per cycle while s_ready; with ``gaps``, s_valid drops
-    for a few random cycles now and then (input-side back-pressure)."""
-    for byte in data.tolist():
+    for a few random cycles now and then (input-side back-pressure). Returns the gap
+    cycles between the first and the last byte taken (they count in m_cycles)."""
+    idle = 0
+    for n, byte in enumerate(data.tolist()):
         if gaps is not None and gaps.random() < 0.05:
             dut.s_valid.value = 0
-            await ClockCycles(dut.clk, gaps.randint(1, 3))
+            wait = gaps.randint(1, 3)
+            idle += wait if n else 0
+            await ClockCycles(dut.clk, wait)
         dut.s_valid.value = 1
         dut.s_data.value = int(byte)
         await RisingEdge(dut.clk)
         while not dut.s_ready.value:
             await RisingEdge(dut.clk)
     dut.s_valid.value = 0
+    return idle
 
 
 async def monitor_layer(dut, layer: int, log: list[dict]) -> None:
@@ -136,7 +141,7 @@ async def run_network(dut) -> None:
         if i == trace_image:
             monitors = [cocotb.start_soon(monitor_layer(dut, n, trace))
                         for n in range(layer_count(dut))]
-        await send_image(dut, inputs[i], rng if backpressure else None)
+        gaps = await send_image(dut, inputs[i], rng if backpressure else None)
         if not dut.m_valid.value:
             await with_timeout(RisingEdge(dut.m_valid), timeout * PERIOD_NS, "ns")
         await FallingEdge(dut.clk)
@@ -151,7 +156,8 @@ async def run_network(dut) -> None:
         dut.m_ready.value = 1
         await RisingEdge(dut.clk)
         dut.m_ready.value = 0
-        results.append({"image": i, "counts": counts, "prediction": pred, "cycles": cycles})
+        results.append({"image": i, "counts": counts, "prediction": pred, "cycles": cycles,
+                        "gaps": gaps})
         for m in monitors:
             m.cancel()
         monitors = []

@@ -13,7 +13,9 @@
 // s_valid/s_data with random gaps while m_ready is random every cycle (back-pressure).
 // Results, one line per image at its output handshake (hex, so a 4-state simulator's
 // x/z bits show as 'x'/'z'):
-//   R <image> <m_pred> <m_cycles> <m_counts>
+//   R <image> <m_pred> <m_cycles> <m_counts> <gaps>
+// gaps: the cycles between the image's first and last byte taken in which no byte was
+// taken (the bench's random input gaps, all inside m_cycles).
 // then "DONE <images>"; a failure writes one "ERROR <what>" line instead and stops:
 // a timeout (no m_valid within +timeout cycles of the image's first offered byte), m_valid
 // dropped or an output changed before its handshake, a wrong w_loaded.
@@ -66,6 +68,8 @@ module qsnn_net_tb #(
     reg [7:0]    held_pred;
     reg [CB-1:0] held_counts;
     reg [31:0]   held_cycles;
+    reg [AW-1:0] taken;             // bytes of the current image taken so far
+    reg [31:0]   gaps;              // cycles without a byte between its first and last
 
     // ---- plusargs, stimulus, results file ------------------------------------------
     initial begin
@@ -81,6 +85,8 @@ module qsnn_net_tb #(
         held_pred = 8'd0;
         held_counts = {CB{1'b0}};
         held_cycles = 32'd0;
+        taken = {AW{1'b0}};
+        gaps = 32'd0;
         {fd, images, timeout} = {3{32'sd0}};
         if (!$value$plusargs("seed=%d", seed)) seed = 1;
         rnd = (seed == 0) ? 32'd1 : seed;
@@ -177,7 +183,12 @@ module qsnn_net_tb #(
                 wait_cycles <= wait_cycles + 1;
                 if (wait_cycles > timeout) fail("timeout: no m_valid");
                 // input stream: this image's bytes, with random gaps
-                if (s_valid && s_ready) ptr <= ptr + 1;
+                if (s_valid && s_ready) begin
+                    ptr <= ptr + 1;
+                    taken <= taken + 1;
+                end else if (taken != 0 && taken != IN_BYTES) begin
+                    gaps <= gaps + 1;
+                end
                 if (s_valid && s_ready && ptr == img_end - 1) begin
                     s_valid <= 1'b0;
                 end else if (ptr < img_end) begin
@@ -197,8 +208,11 @@ module qsnn_net_tb #(
                     held_cycles <= m_cycles;
                 end
                 if (m_valid === 1'b1 && m_ready) begin
-                    $fwrite(fd, "R %0d %h %h %h\n", image, m_pred, m_cycles, m_counts);
+                    $fwrite(fd, "R %0d %h %h %h %h\n", image, m_pred, m_cycles, m_counts,
+                            gaps);
                     out_seen <= 1'b0;
+                    taken <= {AW{1'b0}};
+                    gaps <= 32'd0;
                     image <= image + 1;
                     wait_cycles <= 0;
                     img_end <= img_end + IN_BYTES;

@@ -310,12 +310,19 @@ module qsnn_layer #(
     always @(posedge clk) w_q <= w_rd;
 
     // ---- stage 2: products; C/V read (accumulate one stage later than the others) ----
+    // VB = 1 (spikes): v * W is W or 0, a mux; written as a product, Yosys maps it to a
+    // DSP (an ECP5 MULT18X18D per lane)
     reg  [P*(PB)-1:0] p3_prod;
     genvar g;
     generate
         for (g = 0; g < P; g = g + 1) begin : g_prod
             wire signed [WB-1:0] w = w_q[g*WB +: WB];
-            always @(posedge clk) p3_prod[g*PB +: PB] <= $signed({1'b0, p2_v}) * w;
+            if (VB == 1) begin : g_spike
+                always @(posedge clk)
+                    p3_prod[g*PB +: PB] <= p2_v[0] ? {{(PB - WB){w[WB-1]}}, w} : {PB{1'b0}};
+            end else begin : g_value
+                always @(posedge clk) p3_prod[g*PB +: PB] <= $signed({1'b0, p2_v}) * w;
+            end
         end
     endgenerate
 
