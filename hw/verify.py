@@ -222,3 +222,48 @@ def _report(results: list[dict], mismatches: int, first: dict | None, labels: np
         "sim_images_per_second": len(results) / wall,
         "sim_cycles_per_second": sum(measured) / wall,
     }
+
+
+def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str,
+                   images: int | None = 64, seed: int = 1, simulator: str = "verilator"
+                   ) -> dict[str, Any]:
+    """``qsnn verify --netlist``: the bitstream's netlist for ``target`` (a family or a
+    board; :mod:`qsnn.hw.gate`) answers the host's requests over its UART pins
+    (:mod:`qsnn.hw.gatebench`); writes ``<hw>/gate/<board>/gate_report.json``.
+
+    Report: ``images``, ``mismatches`` (count), ``first_mismatch`` (image index),
+    ``errors`` (design id, weights status, 'W' acknowledgement), ``accuracy``,
+    ``latency_cycles_mean`` (end of an image request to its answer) beside
+    ``cycles_model_mean``, the netlist's ``cells``, simulated cycles and speed."""
+    from qsnn.hw import gate, gatebench, host
+
+    build_dir = Path(build_dir)
+    graph = serialize.load(build_dir)
+    hw_dir = (Path(hw_dir) if hw_dir else Path("hw/build") / build_dir.name).resolve()
+    design = check_design(build_dir, hw_dir)
+    board = gate.gate_board(target)
+    x, counts, labels = stimulus(graph, build_dir, images)
+    want = np.argmax(counts, axis=1)  # lowest index on ties, as the readout
+    frames = [host.encode_image(img, graph.input.encoding) for img in x]
+    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x))
+    reqs = gatebench.host_requests(design, frames)
+    ans, wall = gatebench.run(design, board, reqs, 2 * max(model) + 10_000, seed, simulator)
+    res = gatebench.check(design, reqs, ans, want)
+    preds = np.array(res["predictions"])
+    net = gate.gate_dir(design, board) / gate.NETLIST
+    report = {
+        "board": board.name, "family": board.family, "netlist": str(net),
+        "clks_per_bit": gate.GATE_CLKS_PER_BIT, "pll": False, "simulator": simulator,
+        "seed": seed, "lanes": design.lanes, "images": len(preds),
+        "mismatches": len(res["mismatches"]), "first_mismatch": res["first_mismatch"],
+        "errors": res["errors"], "design_id": res["design_id"],
+        "weights_loaded": res["weights_loaded"],
+        "accuracy": float((preds == labels[: len(preds)]).mean()) if len(preds) else 0.0,
+        "latency_cycles_mean": float(np.mean(res["latency_cycles"] or [0])),
+        "cycles_model_mean": float(np.mean(model)),
+        "sim_cycles": ans.cycles, "sim_seconds": wall,
+        "sim_cycles_per_second": ans.cycles / wall if wall > 0 else 0.0,
+        "cells": gate.cell_types(net),
+    }
+    atomic.write_json(net.parent / "gate_report.json", report)
+    return report

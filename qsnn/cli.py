@@ -154,6 +154,8 @@ def _verify(args: argparse.Namespace) -> int:
     from qsnn.hw.verify import verify
 
     images = None if args.images == "all" else int(args.images)
+    if args.netlist:
+        return _verify_netlist(args, images)
     rep = verify(args.build, args.hw, images=images, waves=args.waves, seed=args.seed,
                  simulator=args.simulator)
     print(f"verified {rep['images']} images: {rep['mismatches']} mismatches, RTL accuracy "
@@ -164,6 +166,24 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"first mismatch: {rep['first_mismatch']}")
         return 1
     return 0
+
+
+def _verify_netlist(args: argparse.Namespace, images: int | None) -> int:
+    from qsnn.hw.verify import verify_netlist
+
+    if args.waves:
+        raise QsnnError("--waves is for the RTL benches, not --netlist")
+    rep = verify_netlist(args.build, args.hw, args.netlist, images=images, seed=args.seed,
+                         simulator=args.simulator)
+    print(f"gate-level {rep['board']} ({rep['family']}, UART {rep['clks_per_bit']} clocks "
+          f"per bit, no PLL), {rep['simulator']}: {rep['images']} images, "
+          f"{rep['mismatches']} mismatches, accuracy {rep['accuracy']:.4f}, "
+          f"{rep['sim_cycles_per_second']:.0f} cycles/s simulated")
+    for err in rep["errors"]:
+        print(f"error: {err}")
+    if rep["first_mismatch"] is not None:
+        print(f"first mismatch: image {rep['first_mismatch']}")
+    return 1 if rep["errors"] or rep["mismatches"] else 0
 
 
 def add_verify(sub: argparse._SubParsersAction) -> None:
@@ -177,6 +197,10 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="back-pressure seed")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="simulator of the free-running bench (default: %(default)s)")
+    p.add_argument("--netlist", metavar="ice40|ecp5|BOARD",
+                   help="simulate the synthesized board netlist of the bitstream behind its "
+                        "UART pins instead of the RTL (vendor cell models, no PLL, UART at "
+                        "8 clocks per bit)")
     p.set_defaults(func=_verify)
 
 
