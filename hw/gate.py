@@ -51,7 +51,7 @@ _STAMP = "netlist.json"
 VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--no-timing",
                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                   "-Wno-TIMESCALEMOD", "--output-split", "0", "-MAKEFLAGS", "OPT_FAST=-O2")
-ICARUS_ARGS = ("-g2005-sv",)
+ICARUS_ARGS = ("-g2005-sv", "-DNO_ICE40_DEFAULT_ASSIGNMENTS")  # Icarus 11: no port defaults
 
 
 def gate_board(target: str) -> Board:
