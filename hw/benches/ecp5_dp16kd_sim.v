@@ -12,9 +12,10 @@
 //   read    : DO <= the addressed data when not writing; when writing, NORMAL keeps DO,
 //             WRITETHROUGH gives the new data, READBEFOREWRITE the old (REGMODE NOREG:
 //             DO is this register; bits above the width read 0)
-//   RST     : (RESETMODE SYNC) DO <= 0 on the edge.
-// Anything else (output registers, inverted clocks, asynchronous reset) stops elaboration
-// with the name of the unmodelled feature.
+//   RST     : DO <= 0, on the clock edge (RESETMODE SYNC) or at once (ASYNC; Yosys ties
+//             RST to 0 when the memory has no reset, as qsnn's)
+// Anything else (output registers, inverted clocks) stops elaboration with the name of
+// the unmodelled feature.
 `default_nettype none
 module DP16KD (
     input wire DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7,
@@ -115,8 +116,8 @@ module DP16KD (
         if (REGMODE_A != "NOREG" || REGMODE_B != "NOREG") begin : g_regmode
             ERROR_DP16KD_model_REGMODE_OUTREG_not_modelled u_error ();
         end
-        if (RESETMODE != "SYNC") begin : g_resetmode
-            ERROR_DP16KD_model_RESETMODE_ASYNC_not_modelled u_error ();
+        if (RESETMODE != "SYNC" && RESETMODE != "ASYNC") begin : g_resetmode
+            ERROR_DP16KD_model_RESETMODE_unknown u_error ();
         end
         if (CLKAMUX != "CLKA" || CLKBMUX != "CLKB") begin : g_clkmux
             ERROR_DP16KD_model_inverted_clock_not_modelled u_error ();
@@ -276,10 +277,9 @@ module DP16KD (
     wire sel_a = ({CSA2, CSA1, CSA0} == csdecode(CSDECODE_A));
     wire sel_b = ({CSB2, CSB1, CSB0} == csdecode(CSDECODE_B));
 
-    always @(posedge CLKA) begin
-        if (RSTA)
-            doa <= 18'd0;
-        else if (CEA && sel_a) begin
+    // one clock edge of a port (CE, chip select, write mode); RST is handled by the caller
+    task edge_a;
+        if (CEA && sel_a) begin
             if (WEA) begin
                 if (WRITEMODE_A == "READBEFOREWRITE") doa <= read_port(DATA_WIDTH_A, ada);
                 write_port(DATA_WIDTH_A, ada, dia);
@@ -287,12 +287,10 @@ module DP16KD (
             end else
                 doa <= read_port(DATA_WIDTH_A, ada);
         end
-    end
+    endtask
 
-    always @(posedge CLKB) begin
-        if (RSTB)
-            dob <= 18'd0;
-        else if (CEB && sel_b) begin
+    task edge_b;
+        if (CEB && sel_b) begin
             if (WEB) begin
                 if (WRITEMODE_B == "READBEFOREWRITE") dob <= read_port(DATA_WIDTH_B, adb);
                 write_port(DATA_WIDTH_B, adb, dib);
@@ -300,6 +298,20 @@ module DP16KD (
             end else
                 dob <= read_port(DATA_WIDTH_B, adb);
         end
-    end
+    endtask
+
+    generate
+        if (RESETMODE == "ASYNC") begin : g_async
+            always @(posedge CLKA or posedge RSTA)
+                if (RSTA) doa <= 18'd0; else edge_a;
+            always @(posedge CLKB or posedge RSTB)
+                if (RSTB) dob <= 18'd0; else edge_b;
+        end else begin : g_sync
+            always @(posedge CLKA)
+                if (RSTA) doa <= 18'd0; else edge_a;
+            always @(posedge CLKB)
+                if (RSTB) dob <= 18'd0; else edge_b;
+        end
+    endgenerate
 endmodule
 `default_nettype wire
