@@ -191,11 +191,13 @@ def netlist(design: Design, board: Board, clks_per_bit: int = GATE_CLKS_PER_BIT)
 
 
 def cell_types(net: Path) -> dict[str, int]:
-    """Cells per type of the netlist (Yosys' ``stat -json`` beside it)."""
+    """Cells per type of the netlist (Yosys' ``stat -json`` beside it; without its
+    ``$scopeinfo`` records of the flattened hierarchy, which are no cells)."""
     try:
-        return cell_counts(json.loads((net.parent / "synth_stat.json").read_text()))
+        cells = cell_counts(json.loads((net.parent / "synth_stat.json").read_text()))
     except (OSError, ValueError):
         return {}
+    return {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
 
 
 @dataclass(frozen=True)

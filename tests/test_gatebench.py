@@ -202,3 +202,10 @@ def test_ecp5_models_edit_the_shipped_cells(tmp_path) -> None:
     (fake / "cells_sim.v").write_text('`include "common_sim.vh"\nmodule DP16KD(); endmodule\n')
     with pytest.raises(QsnnError, match="cannot remove the DP16KD blackbox"):
         gate.ecp5_shim(fake)
+
+
+def test_cell_types_leave_out_scope_records(tmp_path) -> None:
+    (tmp_path / "synth_stat.json").write_text(
+        '{"design": {"num_cells_by_type": {"$scopeinfo": 23, "SB_LUT4": 7}}}')
+    assert gate.cell_types(tmp_path / "netlist.v") == {"SB_LUT4": 7}
+    assert gate.cell_types(tmp_path / "missing" / "netlist.v") == {}
