@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import time
 from dataclasses import dataclass
@@ -163,6 +164,13 @@ class Run:
     answers: Answers
     build_seconds: float
     sim_seconds: float
+    sim_cpu_seconds: float  # the simulator's CPU time (user + system): load-independent
+
+
+def child_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's finished child processes."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run(target: Target, board: Board, reqs: list[Request], timeout: int, seed: int,
@@ -197,11 +205,11 @@ def run(target: Target, board: Board, reqs: list[Request], timeout: int, seed: i
         cmd += [f"+requests={index}", f"+stimulus={data}", f"+results={res}",
                 f"+n={len(reqs)}", f"+timeout={timeout}", f"+seed={seed}"]
         cycles = sum(BITS * 3 * clks_per_bit * len(r.send) + timeout for r in reqs)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), child_cpu_seconds()
         _launch(cmd, target.out, 600 + cycles / FLOOR_SPEED[simulator], target.name)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), child_cpu_seconds()
         text = res.read_text() if res.is_file() else ""
-        return Run(parse(text, reqs, f"for {target.name}"), t1 - t0, t2 - t1)
+        return Run(parse(text, reqs, f"for {target.name}"), t1 - t0, t2 - t1, c2 - c1)
     finally:
         for f in (index, data, res, vvp):
             f.unlink(missing_ok=True)

@@ -238,9 +238,9 @@ def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str
     ``mismatch_images``, ``errors`` (design id, weights status, 'W' acknowledgement),
     ``accuracy``, ``latency_cycles_mean`` (end of an image request to its answer) beside
     ``cycles_model_mean``, the netlist's ``cells``, ``counts_net``, simulated cycles and
-    speed (``sim_seconds``: the simulation alone, all requests, UART included),
-    ``synth_seconds`` and ``build_seconds`` (Yosys, the simulator's build: near 0 when
-    cached)."""
+    speed (``sim_seconds``: the simulation alone, all requests, UART included; and its
+    ``sim_cpu_seconds``), ``synth_seconds`` (+ ``synth_cpu_seconds``) and
+    ``build_seconds`` (Yosys, the simulator's build: near 0 when cached)."""
     from qsnn.hw import gate, gatebench
 
     build_dir = Path(build_dir)
@@ -249,9 +249,9 @@ def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str
     design = check_design(build_dir, hw_dir)
     board = gate.gate_board(target)
     x, counts, labels = stimulus(graph, build_dir, images)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), gatebench.child_cpu_seconds()
     tgt = gatebench.netlist_target(design, board)
-    synth_s = time.perf_counter() - t0
+    synth_s, synth_cpu = time.perf_counter() - t0, gatebench.child_cpu_seconds() - c0
     reqs, model = gatebench.session(design, graph, x)
     run = gatebench.run(tgt, board, reqs, gatebench.answer_timeout(model), seed, simulator)
     ans, wall = run.answers, run.sim_seconds
@@ -260,7 +260,8 @@ def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str
     report.update(cycles_model_mean=float(np.mean(model)), sim_seconds=wall,
                   sim_cycles_per_second=ans.cycles / wall if wall > 0 else 0.0,
                   sim_images_per_second=len(x) / wall if wall > 0 else 0.0,
-                  synth_seconds=synth_s, build_seconds=run.build_seconds)
+                  sim_cpu_seconds=run.sim_cpu_seconds, synth_seconds=synth_s,
+                  synth_cpu_seconds=synth_cpu, build_seconds=run.build_seconds)
     atomic.write_json(tgt.out / "gate_report.json", report)
     return report
 
