@@ -5,11 +5,13 @@ The requests are the bytes ``qsnn run`` sends (:mod:`qsnn.hw.host`): ``'?'`` (de
 weights status), for a run-time-weight design ``'W'`` + ``weights.bin`` and ``'?'`` again,
 then ``'I'`` + each encoded image. Python writes them once as two ``$readmemh`` files; the
 Verilog bench ``hw/benches/qsnn_gate_tb.v`` sends them as 8N1 frames on ``uart_rx``, one
-request at a time as the host does, decodes ``uart_tx`` and writes every answer byte, so
-no Python runs per bit or byte. The answers are read with the host's parser
-(:func:`qsnn.hw.host.parse_info`) and checked: the design id equals the IR's, the weights
-status is as expected before and after ``'W'``, ``'W'`` is acknowledged, and every
-prediction equals the golden model's (the report names the first differing image).
+request at a time as the host does, decodes ``uart_tx`` and writes every answer byte with
+the netlist's spike counts at its start bit (the counts net, :func:`qsnn.hw.gate.
+counts_probe`), so no Python runs per bit or byte. The answers are read with the host's
+parser (:func:`qsnn.hw.host.parse_info`) and checked: the design id equals the IR's, the
+weights status is as expected before and after ``'W'``, ``'W'`` is acknowledged, and every
+image's counts and prediction equal the golden model's (the report names the first
+differing image and class).
 
 A simulation that stops answering ends at the bench's per-answer timeout, from the cycle
 model: twice the worst image of the run plus 10,000 cycles, plus the answer's own UART
@@ -151,8 +153,8 @@ def netlist_target(design: Design, board: Board,
                   gate.counts_probe(net, design.classes), net.parent, board.name)
 
 
-#: slowest simulated clock rates assumed by the wall-clock guard (cycles/s; measured:
-#: Verilator 90,000-150,000, Icarus ~250 on the digits netlist)
+#: slowest simulated clock rates assumed by the wall-clock guard (cycles/s; measured on
+#: the digits netlists: Verilator 50,000-150,000, Icarus 135-630)
 FLOOR_SPEED = {"verilator": 2000, "icarus": 25}
 
 
@@ -240,8 +242,8 @@ def decode_counts(text: str | None, classes: int, bits: int) -> np.ndarray | Non
 
 def image_mismatch(image: int, pred: int, counts: np.ndarray | None, want: np.ndarray
                    ) -> dict[str, Any] | None:
-    """How image ``image``'s answer differs from the golden counts ``want`` (prediction
-    first, then the first differing class), or None when it is equal."""
+    """How image ``image``'s answer differs from the golden counts ``want`` (the first
+    differing class, else the prediction), or None when it is equal."""
     golden = int(np.argmax(want))  # lowest index on ties, as the readout
     out: dict[str, Any] = {"image": image, "prediction": pred, "golden_prediction": golden}
     if counts is None:
