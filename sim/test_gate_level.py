@@ -7,10 +7,11 @@ net) must equal the golden model's.
 
 In ``make test``: a small design (12 -> 10 -> 3, ~20 s of Yosys) on iCE40 under Icarus
 (4-state), whose answers then fail against a wrong expected count, and a bench that
-stops at its timeout. Marked ``gate`` (``make test-gate``, about 15 minutes here: Yosys
-and Verilator builds of the digits netlists take minutes each): digits on iCE40 and ECP5
-under Verilator and Icarus, a corrupted weight memory that must give mismatches, and the
-small design with run-time weights (the 'W' command through the netlist).
+stops at its timeout. Marked ``gate`` (``make test-gate``: 8 CPU minutes, 25 minutes on
+this shared machine; Yosys and Verilator builds of the digits netlists take minutes
+each): digits on iCE40 and ECP5 under Verilator and Icarus, a corrupted weight memory
+that must give mismatches, and the small design with run-time weights (the 'W' command
+through the netlist).
 """
 
 from __future__ import annotations
