@@ -17,7 +17,7 @@ RUNTIME_WEIGHTS ?=
 CLOCK ?=
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup train export hw verify bitstream test lint install-check bench data icarus clean help
+.PHONY: setup train export hw verify bitstream test test-gate lint install-check bench data icarus clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ bitstream: $(STAMP)  ## bitstream of hw/build/<name> for BOARD (icebreaker, ulx3
 
 test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + Verilator)
 	$(BIN)/python -m pytest tests sim -n $(JOBS) -q
+
+test-gate: $(STAMP)  ## gate-level tests: digits netlists on iCE40 and ECP5, Verilator and Icarus (8 CPU min)
+	$(BIN)/python -m pytest sim/test_gate_level.py -m gate -q
 
 lint: $(STAMP)  ## ruff over every file, then the pre-commit hooks (.pre-commit-config.yaml)
 	$(BIN)/ruff check .

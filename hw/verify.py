@@ -270,3 +270,65 @@ def _report(results: list[dict], mismatches: int, first: dict | None, labels: np
         "sim_images_per_second": len(results) / wall,
         "sim_cycles_per_second": float(measured.sum() + sum(gaps)) / wall,
     }
+
+
+def verify_netlist(build_dir: str | Path, hw_dir: str | Path | None, target: str,
+                   images: int | None = 64, seed: int = 1, simulator: str = "verilator"
+                   ) -> dict[str, Any]:
+    """``qsnn verify --netlist``: the bitstream's netlist for ``target`` (a family or a
+    board; :mod:`qsnn.hw.gate`) answers the host's requests over its UART pins
+    (:mod:`qsnn.hw.gatebench`); every prediction, and the spike counts read from the
+    netlist's counts net, must equal the golden model's. Writes
+    ``<hw>/gate/<board>/gate_report.json``.
+
+    Report: ``images``, ``mismatches`` (count), ``first_mismatch`` (image, prediction,
+    golden prediction, ``what``: the first differing class and its counts),
+    ``mismatch_images``, ``errors`` (design id, weights status, 'W' acknowledgement),
+    ``accuracy``, ``latency_cycles_mean`` (end of an image request to its answer) beside
+    ``cycles_model_mean``, the netlist's ``cells``, ``counts_net``, simulated cycles and
+    speed (``sim_seconds``: the simulation alone, all requests, UART included; and its
+    ``sim_cpu_seconds``), ``synth_seconds`` (+ ``synth_cpu_seconds``) and
+    ``build_seconds`` (Yosys, the simulator's build: near 0 when cached)."""
+    from qsnn.hw import gate, gatebench
+
+    build_dir = Path(build_dir)
+    graph = serialize.load(build_dir)
+    hw_dir = (Path(hw_dir) if hw_dir else Path("hw/build") / build_dir.name).resolve()
+    design = check_design(build_dir, hw_dir)
+    board = gate.gate_board(target)
+    x, counts, labels = stimulus(graph, build_dir, images)
+    t0, c0 = time.perf_counter(), gatebench.child_cpu_seconds()
+    tgt = gatebench.netlist_target(design, board)
+    synth_s, synth_cpu = time.perf_counter() - t0, gatebench.child_cpu_seconds() - c0
+    reqs, model = gatebench.session(design, graph, x)
+    run = gatebench.run(tgt, board, reqs, gatebench.answer_timeout(model), seed, simulator)
+    ans, wall = run.answers, run.sim_seconds
+    res = gatebench.check(design, reqs, ans, counts, tgt.probe.width // design.classes)
+    report = _gate_report(board, tgt, res, ans, labels, simulator, seed, design.lanes)
+    report.update(cycles_model_mean=float(np.mean(model)), sim_seconds=wall,
+                  sim_cycles_per_second=ans.cycles / wall if wall > 0 else 0.0,
+                  sim_images_per_second=len(x) / wall if wall > 0 else 0.0,
+                  sim_cpu_seconds=run.sim_cpu_seconds, synth_seconds=synth_s,
+                  synth_cpu_seconds=synth_cpu, build_seconds=run.build_seconds)
+    atomic.write_json(tgt.out / "gate_report.json", report)
+    return report
+
+
+def _gate_report(board: Any, tgt: Any, res: dict, ans: Any, labels: np.ndarray,
+                 simulator: str, seed: int, lanes: int) -> dict[str, Any]:
+    from qsnn.hw import gate
+
+    preds = np.array(res["predictions"], dtype=np.int64)
+    bad = res["mismatches"]
+    return {
+        "board": board.name, "family": board.family, "netlist": str(tgt.sources[0]),
+        "clks_per_bit": gate.GATE_CLKS_PER_BIT, "pll": False, "simulator": simulator,
+        "seed": seed, "lanes": lanes, "images": len(preds), "mismatches": len(bad),
+        "first_mismatch": bad[0] if bad else None,
+        "mismatch_images": [m["image"] for m in bad], "errors": res["errors"],
+        "design_id": res["design_id"], "weights_loaded": res["weights_loaded"],
+        "counts_net": tgt.probe.name.lstrip("\\"),
+        "accuracy": float((preds == labels[: len(preds)]).mean()) if len(preds) else 0.0,
+        "latency_cycles_mean": float(np.mean(res["latency_cycles"] or [0])),
+        "sim_cycles": ans.cycles, "cells": gate.cell_types(tgt.sources[0]),
+    }

@@ -240,9 +240,13 @@ def _verify(args: argparse.Namespace) -> int:
     require("hw", "qsnn verify")
     from qsnn.hw.verify import verify
 
+    if args.trace_image is not None and args.netlist:
+        raise QsnnError("--trace-image traces the RTL; it cannot be combined with --netlist")
     if args.trace_image is not None:
         return _trace(args)
     images = None if args.images == "all" else int(args.images)
+    if args.netlist:
+        return _verify_netlist(args, images)
     rep = verify(args.build, args.hw, images=images, waves=args.waves, seed=args.seed,
                  simulator=args.simulator)
     print(f"verified {rep['images']} images: {rep['mismatches']} mismatches, RTL accuracy "
@@ -275,6 +279,27 @@ def _trace(args: argparse.Namespace) -> int:
     return 0 if all(r["spikes"]["equal"] and r["membranes"]["equal"] for r in rows) else 1
 
 
+def _verify_netlist(args: argparse.Namespace, images: int | None) -> int:
+    require("fpga", "qsnn verify --netlist")
+    from qsnn.hw.verify import verify_netlist
+
+    if args.waves:
+        raise QsnnError("--waves is for the RTL benches, not --netlist")
+    rep = verify_netlist(args.build, args.hw, args.netlist, images=images, seed=args.seed,
+                         simulator=args.simulator)
+    print(f"gate-level {rep['board']} ({rep['family']}, UART {rep['clks_per_bit']} clocks "
+          f"per bit, no PLL), {rep['simulator']}: {rep['images']} images, "
+          f"{rep['mismatches']} mismatches (predictions and spike counts), accuracy "
+          f"{rep['accuracy']:.4f}, {rep['sim_images_per_second']:.2f} images/s, "
+          f"{rep['sim_cycles_per_second']:.0f} cycles/s simulated")
+    for err in rep["errors"]:
+        print(f"error: {err}")
+    first = rep["first_mismatch"]
+    if first is not None:
+        print(f"first mismatch: image {first['image']}: {first['what']}")
+    return 1 if rep["errors"] or rep["mismatches"] else 0
+
+
 def add_verify(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="simulate the generated RTL against the golden model")
     p.add_argument("build", help="export folder, e.g. build/digits")
@@ -290,6 +315,10 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
                    help="instead: record every layer's spike trains and membranes of test "
                         "image I in the RTL (cocotb bench) and compare them with the golden "
                         "model's (trace_report.json)")
+    p.add_argument("--netlist", metavar="ice40|ecp5|BOARD",
+                   help="simulate the synthesized board netlist of the bitstream behind its "
+                        "UART pins instead of the RTL (vendor cell models, no PLL, UART at "
+                        "8 clocks per bit)")
     p.set_defaults(func=_verify)
 
 

