@@ -167,6 +167,9 @@ def save(graph: Graph, folder: str | Path) -> None:
 def load(folder: str | Path) -> Graph:
     """Read and validate the IR in ``folder``; one-line error for anything wrong."""
     folder = Path(folder)
+    from qsnn.outdir import recover
+
+    recover(folder)     # a swap that a killed qsnn export left half-done
     jpath, wpath = folder / MODEL_JSON, folder / WEIGHTS_NPZ
     if not jpath.is_file():
         raise QsnnError(f"no IR in {folder}: {MODEL_JSON} not found (run qsnn export first)")

@@ -171,9 +171,18 @@ def toolchain(board: Board, pll: bool) -> dict[str, str]:
 
 
 def _run(cmd: list[str], cwd: Path, log: Path) -> subprocess.CompletedProcess:
-    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False,
+                         preexec_fn=_die_with_parent)
     log.write_text(f"$ {' '.join(cmd)}\n{res.stdout}{res.stderr}")
     return res
+
+
+def _die_with_parent() -> None:
+    """[robust] In the tool's process: SIGKILL it when qsnn dies (Linux prctl
+    PR_SET_PDEATHSIG), so that a killed run leaves no tool writing into its staging."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)
 
 
 def _first_error(text: str) -> str:
@@ -470,13 +479,6 @@ def _ff_count(stat: dict[str, Any], family: str) -> int | None:
     return sum(int(v) for k, v in cells.items() if k.startswith(prefix)) if cells else None
 
 
-def _clean(out: Path, bit_name: str) -> None:
-    """Remove the outputs of an earlier run, so that a failed run leaves none behind."""
-    for stale in ("report.json", "report_nextpnr.json", bit_name, "synth.json", "board_pll.v",
-                  "board.asc", "board.config"):
-        (out / stale).unlink(missing_ok=True)
-
-
 def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, seed: int = 1,
               build_dir: str | Path | None = None) -> dict[str, Any]:
     """Synthesize, place and route and pack ``hw_dir`` (a ``qsnn hw`` design) for ``board``.
@@ -486,19 +488,46 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
     frequency is used everywhere). ``build_dir`` (the IR folder) feeds the cycle model when
     ``hw_dir/sim_report.json`` is absent. Raises :class:`QsnnError` (one line) on an unknown
     board, a missing tool, a design that does not fit, and timing not met (after writing
-    the bitstream and report.json)."""
+    the bitstream and report.json).
+
+    The flow runs in a staging folder that replaces ``hw_dir/<board>/`` by the swap of
+    :mod:`qsnn.outdir` when it ends with a report.json (also a failed one); bad input and
+    a killed run leave the old folder as it was. The design folder is locked meanwhile."""
+    # -- [robust] validation before anything is touched; then the swap (qsnn.outdir) --
     b = get_board(board)
     hw_dir = Path(hw_dir)
+    if clock_mhz is not None and not 0 < clock_mhz <= 1000:
+        raise QsnnError(f"--clock-mhz {clock_mhz:g}: must be in (0, 1000]")
+    from qsnn import outdir
+    from qsnn.hw.params import read_params
+
+    read_params(hw_dir)
+    design_lock = outdir.Lock(hw_dir)       # no qsnn hw may replace the design meanwhile
+    design_lock.acquire()
+    try:
+        output = outdir.Output(hw_dir / b.name, "bitstream", inputs=[hw_dir])
+        with output as stage:
+            try:
+                return _flow(hw_dir, b, stage, clock_mhz, seed, build_dir)
+            except QsnnError:
+                if (stage / "report.json").is_file():
+                    output.commit()     # a failed flow's report (does not fit, timing)
+                raise
+    finally:
+        design_lock.release()
+    # -- [robust] end --
+
+
+def _flow(hw_dir: Path, b: Board, out: Path, clock_mhz: float | None, seed: int,
+          build_dir: str | Path | None) -> dict[str, Any]:
+    """The flow of :func:`bitstream`, writing into ``out`` (its staging folder)."""
     pfile = hw_dir / "params.json"
     if not pfile.is_file():
         raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw <build dir> --out {hw_dir}")
     params = json.loads(pfile.read_text())
-    out = hw_dir / b.name
     bit_name = f"qsnn_{params['name']}{b.bitstream_suffix}"
     early = precheck_fit(b, params)
     if early:
-        out.mkdir(parents=True, exist_ok=True)
-        _clean(out, bit_name)
         atomic.write_text(out / "report.json", json.dumps(
             {"board": b.name, "device": b.device, "family": b.family, "design": params["name"],
              "lanes": params.get("lanes"), "status": "does_not_fit", "error": early,
@@ -516,8 +545,6 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
                                                            rel_tol=1e-9)
     tools = toolchain(b, wants_pll)
 
-    out.mkdir(parents=True, exist_ok=True)
-    _clean(out, bit_name)
     times: dict[str, float] = {}
     t_all = time.monotonic()
 
@@ -535,7 +562,7 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
     shutil.copyfile(BOARDS_DIR / b.constraints, cons)
 
     # synthesis (cwd = hw_dir so that $readmemh finds the .mem files)
-    sub = b.name
+    sub = out.name
     files = " ".join(sources + [f"{sub}/{f}" for f in top_files])
     # -spram: run-time-loaded weight RAMs (single port, no initial value) may become SPRAM
     synth = "synth_ice40 -spram" if b.family == "ice40" else "synth_ecp5"
@@ -641,7 +668,7 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
         "latency_us": latency_us,
         "inferences_per_second": (f_hz / cycles) if cycles else None,
         "uart_inferences_per_second": 1.0 / (uart_s + (latency_us or 0) * 1e-6),
-        "bitstream": str(out / bit_name),
+        "bitstream": str(hw_dir / b.name / bit_name),
         "bitstream_sha256": _sha256(out / bit_name),
         "flow_seconds": times,
     }

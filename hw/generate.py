@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnn import atomic
+from qsnn import outdir
 from qsnn.errors import QsnnError
 from qsnn.export import serialize
 from qsnn.export.ir import LIF, Flatten, Graph, Linear, Readout
@@ -419,9 +419,7 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
         "rtl": list(RTL_FILES) + ["qsnn_top.v"],
     }
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = atomic.make_dir(f".{out.name}.", out.parent)
-    try:
+    with outdir.Output(out, "hw", inputs=[build_dir]) as staging:
         for f in RTL_FILES + UART_FILES:
             shutil.copyfile(RTL_DIR / f, staging / f)
         (staging / "qsnn_top.v").write_text(top_verilog(graph, layers,
@@ -436,10 +434,4 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
         (staging / f"qsnn_{graph.name}.core").write_text(
             core_file(graph.name, files, sorted(mems)))
         (staging / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return params

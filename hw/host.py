@@ -203,13 +203,14 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
 
 def _weights_blob(hw_dir: Path, want_id: int) -> bytes:
     """``weights.bin`` of the generated design in ``hw_dir`` (checked against the IR)."""
-    import json
 
     pfile = hw_dir / "params.json"
     if not pfile.is_file():
         raise QsnnError(f"the board needs its run-time weights but {hw_dir} holds no "
                         "generated design: pass --hw (the qsnn hw output folder)")
-    params = json.loads(pfile.read_text())
+    from qsnn.hw.params import read_params
+
+    params = read_params(hw_dir)
     if design_id(params.get("ir_sha256", "0" * 8)) != want_id:
         raise QsnnError(f"{hw_dir} was generated from another IR: regenerate it with qsnn hw")
     blob_file = hw_dir / "weights.bin"

@@ -36,10 +36,11 @@ def fst_ok() -> bool:
 
 def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
     """params.json of an up-to-date design, or a one-line error saying what to run."""
-    pfile = hw_dir / "params.json"
-    if not pfile.is_file():
+    from qsnn.hw.params import read_params
+
+    if not (hw_dir / "params.json").is_file():
         raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw {build_dir}")
-    params = json.loads(pfile.read_text())
+    params = read_params(hw_dir)
     if params.get("ir_sha256") != ir_sha256(build_dir):
         raise QsnnError(f"{hw_dir} is stale (the IR changed since it was generated): "
                         f"run qsnn hw {build_dir} --lanes {params.get('lanes', 4)}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from qsnn import atomic
+from qsnn import atomic, outdir
 from qsnn.config import RunConfig, dump
 from qsnn.data import DatasetSplits, load_dataset, subset, train_val_split
 from qsnn.errors import QsnnError
@@ -69,14 +70,37 @@ def build_model(cfg: RunConfig, data: DatasetSplits) -> QSNN:
     return QSNN(cfg, data.input_shape, data.num_classes, data.pixel_max)
 
 
-def prepare_out_dir(out: Path, resume: bool, force: bool) -> None:
-    """Check the run folder before anything is written to it."""
-    existing = [f for f in RUN_FILES if (out / f).exists()]
+def prepare_out_dir(out: Path, resume: bool, force: bool) -> bool:
+    """Check the run folder before anything is written to it (rules of :mod:`qsnn.outdir`).
+
+    Returns True when ``--force`` replaces a run that holds trained epochs: the new run is
+    then trained in a staging folder and swapped in at its end, so that a kill leaves the
+    old run whole. A folder whose run never finished an epoch (no ``last.pt``: refused or
+    killed early) holds nothing to lose and is started afresh without ``--force``."""
     if resume:
+        if out.is_file():
+            raise QsnnError(f"--resume: {out} is a file, not a run folder")
         if not (out / "last.pt").is_file():
-            raise QsnnError(f"--resume: no checkpoint {out / 'last.pt'} to resume from")
-    elif existing and not force:
+            why = ("the run stopped before its first epoch ended: start it again without "
+                   "--resume" if (out / "config.yaml").is_file() else "there is no run there")
+            raise QsnnError(f"--resume: no checkpoint {out / 'last.pt'} to resume from ({why})")
+        return False
+    outdir.check(out, "run")
+    trained = (out / "last.pt").is_file() or (out / "best.pt").is_file()
+    if trained and not force:
         raise QsnnError(f"run folder {out} already holds a run; pass --resume or --force")
+    return trained
+
+
+def start_folder(folder: Path, cfg: RunConfig, fresh: bool) -> None:
+    """Create the run folder (marker, ``config.yaml``); ``fresh`` clears an old start."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+    atomic.write_text(folder / "config.yaml", dump(cfg))
+    if fresh:
+        outdir.write_marker(folder, "run")
 
 
 class Run:
@@ -211,17 +235,22 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
     out = Path(out)
     perf.keep_freed_memory()
     info = distributed.setup(cfg.train.device)
+    lock = outdir.Lock(out) if info.is_main else None
+    staging: Path | None = None
     try:
-        prepare_out_dir(out, resume, force)
+        if lock is not None:
+            outdir.make_parent(out)
+            lock.acquire()
+            outdir.sweep(out.parent)
+        replace = prepare_out_dir(out, resume, force)
         run = Run(cfg, out, info)
         if resume:
             run.restore(out / "last.pt")
+        if replace:     # train beside the old run; swapped in at the end
+            staging = Path(distributed.broadcast(str(outdir.staging_path(out))))
+            run.out = staging
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            if force and not resume:
-                for name in RUN_FILES:
-                    (out / name).unlink(missing_ok=True)
-            atomic.write_text(out / "config.yaml", dump(cfg))
+            start_folder(run.out, cfg, fresh=not resume)
         distributed.barrier()
         log(info, f"qsnn train: {cfg.name} on {info.device} x{info.world}, "
                   f"{len(run.train_split.y)} train / {len(run.val_split.y)} val images")
@@ -238,8 +267,16 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
                 on_epoch(line)
         distributed.barrier()
         result = run.finish()
+        if replace and info.is_main:
+            outdir.write_marker(staging, "run")
+            outdir.swap(staging, out)
+        distributed.barrier()
         log(info, f"test accuracy {result['test_accuracy']:.4f} "
                   f"(best epoch {result['best_epoch']}), {result['seconds']:.1f}s -> {out}")
         return result
     finally:
+        if lock is not None:
+            if staging is not None and staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)   # a failed --force run
+            lock.release()
         distributed.teardown()

@@ -1,0 +1,65 @@
+"""The one typed reader of a generated design's ``params.json`` (written by ``qsnn hw``).
+
+Every command that reads a design folder (``verify``, ``bitstream``, ``run``) goes
+through :func:`read_params`, so that a missing, hand-edited or foreign ``params.json`` is
+one line naming the problem, never a traceback deep inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from qsnn.errors import QsnnError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+TOP_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str, "ir_sha256": str, "lanes": int, "time_steps": int, "encoding": str,
+    "classes": int, "input_bytes": int, "layers": list, "rtl": list,
+}
+LAYER_KEYS = ("n_in", "n", "lanes", "wb", "mb", "chunks")
+
+
+def read_params(hw_dir: str | Path) -> dict[str, Any]:
+    """``hw_dir/params.json``, checked for the keys and types the commands use."""
+    from qsnn.outdir import recover
+
+    hw_dir = Path(hw_dir)
+    recover(hw_dir)     # a swap that a killed qsnn hw left half-done
+    pfile = hw_dir / "params.json"
+    if not pfile.is_file():
+        raise QsnnError(f"no generated design in {hw_dir} (no params.json): run qsnn hw")
+    try:
+        params = json.loads(pfile.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise QsnnError(f"{pfile} is not valid JSON ({type(exc).__name__}): regenerate "
+                        "it with qsnn hw") from None
+    problem = _problem(params)
+    if problem:
+        raise QsnnError(f"{pfile} is not a qsnn hw parameter file ({problem}): regenerate "
+                        "it with qsnn hw")
+    return params
+
+
+def _problem(params: Any) -> str | None:
+    if not isinstance(params, dict):
+        return "not a JSON object"
+    for key, typ in TOP_KEYS.items():
+        value = params.get(key)
+        if not isinstance(value, typ) or isinstance(value, bool):
+            return f"'{key}' missing or not a {getattr(typ, '__name__', typ)}"
+    if not NAME.match(params["name"]):
+        return f"bad name {params['name']!r}"
+    if not re.fullmatch(r"[0-9a-f]{64}", params["ir_sha256"]):
+        return "'ir_sha256' is not a SHA-256"
+    if params["lanes"] < 1 or params["time_steps"] < 1 or not params["layers"]:
+        return "lanes, time_steps and layers must be positive"
+    for i, layer in enumerate(params["layers"]):
+        if not isinstance(layer, dict) or not all(
+                isinstance(layer.get(k), int) and layer[k] >= 1 for k in LAYER_KEYS):
+            return f"layer {i} lacks one of {', '.join(LAYER_KEYS)}"
+    if not all(isinstance(f, str) and "/" not in f for f in params["rtl"]):
+        return "'rtl' must list file names"
+    return None
