@@ -258,13 +258,16 @@ def recover(out: str | Path) -> None:
 
 
 def sweep(parent: Path) -> None:
-    """Delete staging and old folders of dead qsnn processes in ``parent``."""
+    """Delete staging and old folders of dead qsnn processes in ``parent``, and lock files
+    that no process holds."""
     for path, _, pid in _temps(parent):
         if not _alive(pid):
             name = _TEMP.match(path.name)["name"]
             recover(parent / name)
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+    for path in parent.glob(".*.qsnn-lock"):
+        Lock.remove_if_free(path)
 
 
 # -- locking ---------------------------------------------------------------------------------
@@ -304,6 +307,21 @@ class Lock:
             return self.path.read_text().strip() or "unknown"
         except OSError:
             return "unknown"
+
+    @staticmethod
+    def remove_if_free(path: Path) -> None:
+        """Delete a lock file that no process holds (left by a killed one)."""
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)     # still held: a waiting opener sees the inode go
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         """Delete the lock file (while still holding it) and unlock."""
