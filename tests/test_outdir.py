@@ -55,8 +55,9 @@ def error_line(capsys) -> str:
 @pytest.fixture
 def ir(tmp_path) -> Path:
     """A small exported IR (12 -> 10 -> 3) with golden inputs."""
-    from qsnn.export.runner import assign_widths
     from test_hw import mlp
+
+    from qsnn.export.runner import assign_widths
 
     g = mlp()
     g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
