@@ -47,7 +47,7 @@ from qsnn.errors import QsnnError
 
 MARKER = ".qsnn-output.json"
 FORMAT = "qsnn-output"
-# Test hook (the fault-injection test): SIGKILL this process at the N-th call of _point();
+# Test hook (the fault-injection test): SIGKILL this process at the N-th call of point();
 # with KILL_COUNT_ENV set, append each point's name to that file instead.
 KILL_ENV = "QSNN_TEST_KILL_AT_POINT"
 KILL_COUNT_ENV = "QSNN_TEST_COUNT_POINTS"
@@ -89,7 +89,7 @@ KINDS = {
 _points = 0
 
 
-def _point(name: str) -> None:
+def point(name: str) -> None:
     """A named instant of an output's life (fault-injection hook; free when unset)."""
     global _points
     count_file = os.environ.get(KILL_COUNT_ENV)
@@ -231,7 +231,7 @@ def remove_tree(path: Path) -> None:
         return
     for root, dirs, files in os.walk(path, topdown=False):
         for f in files:
-            _point("delete")
+            point("delete")
             os.unlink(os.path.join(root, f))
         for d in dirs:
             p = os.path.join(root, d)
@@ -355,10 +355,10 @@ class Output:
         try:
             sweep(self.out.parent)
             check(self.out, self.kind, self.inputs)
-            _point("locked")
+            point("locked")
             self.stage = staging_path(self.out)
             self.stage.mkdir()
-            _point("staging")
+            point("staging")
         except BaseException:
             self.lock.release()
             raise
@@ -369,7 +369,6 @@ class Output:
         if self.committed or self.stage is None:
             return
         write_marker(self.stage, self.kind)
-        _point("marked")
         swap(self.stage, self.out)
         self.committed = True
 
@@ -389,6 +388,7 @@ def write_marker(folder: Path, kind: str) -> None:
     files = sorted(e.name for e in folder.iterdir() if e.name != MARKER)
     atomic.write_json(folder / MARKER, {"format": FORMAT, "version": 1, "kind": kind,
                                         "command": KINDS[kind].command, "files": files})
+    point("marked")
 
 
 def swap(new: Path, out: Path) -> None:
@@ -397,8 +397,8 @@ def swap(new: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f".{out.name}.qsnn-old.{os.getpid()}.{secrets.token_hex(4)}"
         os.rename(out, old)
-        _point("aside")
+        point("aside")
     os.rename(new, out)
-    _point("swapped")
+    point("swapped")
     if old is not None:
         remove_tree(old)

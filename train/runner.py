@@ -242,6 +242,7 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
             outdir.make_parent(out)
             lock.acquire()
             outdir.sweep(out.parent)
+            outdir.point("locked")
         replace = prepare_out_dir(out, resume, force)
         run = Run(cfg, out, info)
         if resume:
