@@ -26,7 +26,8 @@ from qsnn_testutil import ROOT, TINY
 from qsnn import outdir
 
 KILLS = 20
-PRELOAD = ["qsnn.cli", "qsnn.train.runner", "qsnn.export.runner", "qsnn.hw.generate"]
+PRELOAD = ["qsnn.cli", "qsnn.train.runner", "qsnn.export.runner", "qsnn.hw.generate",
+           "qsnn.hw.params", "qsnn.train.plots", "qsnn.export.nir_export", "sklearn.datasets"]
 # a run small enough that a trial costs well under a second
 MICRO = TINY + ["data.max_train=96", "data.max_test=24", "data.time_steps=2",
                 "train.epochs=2", "model.layers=[fc8, lif, fc10, lif]"]
