@@ -54,12 +54,14 @@ bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/golden_speed.py
 
-data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
+data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist): install first, apt-get update only if not found
 	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
 	  echo "Fashion-MNIST already in $(FASHION_MNIST_DIR)"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	  $$SUDO apt-get install -y -qq dataset-fashion-mnist \
+	  || { $$SUDO apt-get update -qq || echo "warning: apt-get update failed; trying the install anyway"; \
+	       $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; \
 	fi
 
 clean:  ## remove generated outputs (keeps .venv)
