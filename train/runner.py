@@ -67,7 +67,27 @@ def load_data(cfg: RunConfig) -> DatasetSplits:
 
 def build_model(cfg: RunConfig, data: DatasetSplits) -> QSNN:
     """The network for ``cfg`` on ``data``'s input shape and classes."""
+    check_memory(cfg, data)
     return QSNN(cfg, data.input_shape, data.num_classes, data.pixel_max)
+
+
+def check_memory(cfg: RunConfig, data: DatasetSplits) -> None:
+    """Refuse (one line), before allocating, a run whose time steps cannot fit in memory.
+
+    A training batch keeps its currents for every time step: at least
+    ``T * batch * sum(out_ch) * 4`` bytes (float32; a lower bound: a conv map has at
+    least one pixel per channel), and a rate-coded input table of ``T * pixels`` bytes."""
+    from qsnn.train.model import parse_layers
+
+    specs = parse_layers(cfg.model.layers, data.input_shape)
+    batch = min(cfg.train.batch_size, max(1, len(data.train.y)))
+    need = cfg.data.time_steps * (batch * 4 * sum(s.out_ch for s in specs)
+                                  + math.prod(data.input_shape))
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise QsnnError(f"data.time_steps {cfg.data.time_steps} needs at least "
+                        f"{need / 2**30:.0f} GiB of memory for a batch of {batch} (this machine "
+                        f"has {have / 2**30:.0f} GiB): lower data.time_steps or train.batch_size")
 
 
 def prepare_out_dir(out: Path, resume: bool, force: bool) -> bool:
