@@ -60,6 +60,11 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, QSNN, DatasetSplits]:
     data = load_data(cfg)
     model = build_model(cfg, data)
     checkpoint.load_model_state(model, ckpt, ckpt_path)
+    bad = [k for k, v in model.state_dict().items()
+           if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise QsnnError(f"{ckpt_path} holds non-finite values ({bad[0]}): the training "
+                        "diverged; train again with a lower train.lr")
     model.eval()
     return cfg, model, data
 

@@ -131,7 +131,7 @@ def memory_bits(graph: Graph, lanes: int) -> list[dict[str, int]]:
 def estimate_report(build_dir: str | Path, lanes: int, images: int) -> str:
     """Text report: modelled cycles per inference (over golden inputs) and memory bits."""
     graph = serialize.load(build_dir)
-    vec = np.load(Path(build_dir) / "golden" / "vectors.npz")
+    vec = serialize.load_vectors(build_dir, graph)
     x = torch.from_numpy(vec["inputs"][:images])
     cyc = image_cycles(graph, lanes, x)
     mem = memory_bits(graph, lanes)

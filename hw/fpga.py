@@ -457,7 +457,7 @@ def cycles_per_inference(hw_dir: Path, params: dict[str, Any], build_dir: Path |
     if not vfile.is_file():
         raise QsnnError(f"no golden vectors in {vfile.parent}: run qsnn export")
     graph = serialize.load(build_dir)
-    x = torch.from_numpy(np.load(vfile)["inputs"][:images])
+    x = torch.from_numpy(serialize.load_vectors(build_dir, graph)["inputs"][:images])
     cyc = image_cycles(graph, int(params["lanes"]), x)
     return float(np.mean(cyc)), f"cycle model ({len(cyc)} golden inputs)"
 

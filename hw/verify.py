@@ -41,6 +41,12 @@ def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
     if not (hw_dir / "params.json").is_file():
         raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw {build_dir}")
     params = read_params(hw_dir)
+    from qsnn.outdir import missing_files
+
+    gone = missing_files(hw_dir)
+    if gone:
+        raise QsnnError(f"{hw_dir} is incomplete ({gone[0]} missing): regenerate it with "
+                        f"qsnn hw {build_dir}")
     if params.get("ir_sha256") != ir_sha256(build_dir):
         raise QsnnError(f"{hw_dir} is stale (the IR changed since it was generated): "
                         f"run qsnn hw {build_dir} --lanes {params.get('lanes', 4)}")
@@ -50,10 +56,7 @@ def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
 def stimulus(graph: Graph, build_dir: Path, images: int | None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs [N, ...] uint8, expected counts [N, classes], labels [N])."""
-    vfile = build_dir / "golden" / "vectors.npz"
-    if not vfile.is_file():
-        raise QsnnError(f"no golden vectors in {vfile.parent}: run qsnn export")
-    vec = np.load(vfile)
+    vec = serialize.load_vectors(build_dir, graph, ("inputs", "counts", "labels"))
     if images is not None and images <= len(vec["labels"]):
         return vec["inputs"][:images], vec["counts"][:images], vec["labels"][:images]
     from qsnn.data import load_dataset

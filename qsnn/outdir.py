@@ -128,6 +128,12 @@ def foreign_entries(folder: Path, kind: str) -> list[str]:
     return sorted(e.name for e in folder.iterdir() if not _ours(e.name, KINDS[kind], listed))
 
 
+def missing_files(folder: Path) -> list[str]:
+    """Entries that the folder's marker lists but that are gone (a hand-damaged output)."""
+    marker = read_marker(folder) or {}
+    return [f for f in marker.get("files", []) if not (folder / f).exists()]
+
+
 def recognise(folder: Path, kind: str) -> str | None:
     """None if ``folder`` is ``kind``'s own output that a new one may replace, else why not."""
     k = KINDS[kind]

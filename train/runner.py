@@ -277,6 +277,9 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
                   f"{len(run.train_split.y)} train / {len(run.val_split.y)} val images")
         for index in range(len(run.history), cfg.train.epochs):
             line = run.epoch(index)
+            if not math.isfinite(line["train_loss"]):
+                raise QsnnError(f"training diverged in epoch {index + 1} (loss "
+                                f"{line['train_loss']}): lower train.lr")
             run.save_epoch(line)
             val = "n/a" if line["val_accuracy"] is None else f"{line['val_accuracy']:.4f}"
             log(info, f"epoch {line['epoch']:3d}/{cfg.train.epochs} lr {line['lr']:.3e} "
