@@ -258,13 +258,14 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
     lock = outdir.Lock(out) if info.is_main else None
     staging: Path | None = None
     try:
+        prepare_out_dir(out, resume, force)     # refuse early, before loading the data
+        run = Run(cfg, out, info)               # validates the rest; writes nothing
         if lock is not None:
             outdir.make_parent(out)
             lock.acquire()
             outdir.sweep(out.parent)
             outdir.point("locked")
-        replace = prepare_out_dir(out, resume, force)
-        run = Run(cfg, out, info)
+        replace = prepare_out_dir(out, resume, force)   # again, under the lock
         if resume:
             run.restore(out / "last.pt")
         if replace:     # train beside the old run; swapped in at the end
