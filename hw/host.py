@@ -210,7 +210,7 @@ def _weights_blob(hw_dir: Path, want_id: int) -> bytes:
                         "generated design: pass --hw (the qsnn hw output folder)")
     from qsnn.hw.params import read_params
 
-    params = read_params(hw_dir)
+    params = read_params(hw_dir, need=("ir_sha256",))
     if design_id(params.get("ir_sha256", "0" * 8)) != want_id:
         raise QsnnError(f"{hw_dir} was generated from another IR: regenerate it with qsnn hw")
     blob_file = hw_dir / "weights.bin"

@@ -40,7 +40,7 @@ def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
 
     if not (hw_dir / "params.json").is_file():
         raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw {build_dir}")
-    params = read_params(hw_dir)
+    params = read_params(hw_dir, need=("ir_sha256", "time_steps", "rtl"))
     from qsnn.outdir import missing_files
 
     gone = missing_files(hw_dir)

@@ -52,6 +52,8 @@ FORMAT = "qsnn-output"
 KILL_ENV = "QSNN_TEST_KILL_AT_POINT"
 KILL_COUNT_ENV = "QSNN_TEST_COUNT_POINTS"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.qsnn-(?P<what>stage|old)\.(?P<pid>\d+)\.[0-9a-f]+$")
+# staging folders of qsnn versions before this module (tempfile.mkdtemp(".<name>."))
+_LEGACY_STAGE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}$")
 # what ``atomic.atomic_write`` leaves when killed mid-write: ``.<file>.<random>.tmp``
 _ATOMIC_TMP = "*.tmp"
 
@@ -274,6 +276,19 @@ def sweep(parent: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
     for path in parent.glob(".*.qsnn-lock"):
         Lock.remove_if_free(path)
+    for path in parent.iterdir():
+        if _legacy_staging(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _legacy_staging(path: Path) -> bool:
+    """A staging folder left by an older qsnn export/hw: a hidden ``.<name>.<8 chars>``
+    folder holding only what those commands write (nothing of anyone else's)."""
+    if not _LEGACY_STAGE.match(path.name) or not path.is_dir() or path.is_symlink():
+        return False
+    if not any(path.iterdir()):
+        return False
+    return not (foreign_entries(path, "export") and foreign_entries(path, "hw"))
 
 
 # -- locking ---------------------------------------------------------------------------------

@@ -140,3 +140,14 @@ def test_experiment_retrains_over_a_hand_edited_result(tmp_path) -> None:
     (tmp_path / "result.json").write_text('{"test_accuracy": 0.5}')
     assert read_json_object(tmp_path / "result.json", ("test_accuracy",)) == {
         "test_accuracy": 0.5}
+
+
+def test_sweep_refuses_an_infinite_range() -> None:
+    from qsnn.errors import QsnnError
+    from qsnn.sweep import search_space
+
+    cfg = config.load(CONFIG)
+    for rng in ("lr=1e-4:inf", "beta=nan:0.9", "lr=1e-5:1e-2x"):
+        with pytest.raises(QsnnError, match="--range"):
+            search_space(["lr", "beta"], [rng], cfg)
+    assert search_space(["lr"], ["lr=1e-5:1e-2"], cfg)["lr"].low == 1e-5

@@ -240,3 +240,14 @@ def test_interrupted_swap_is_recovered_by_the_next_reader(tmp_path, point) -> No
     assert (out / "params.json").read_text() == "new" == (out / "qsnn_top.v").read_text()
     outdir.sweep(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "points"]
+
+
+def test_staging_of_older_versions_is_swept(tmp_path, ir) -> None:
+    old = tmp_path / ".hw.ab12cd_9"              # tempfile.mkdtemp(".hw.") of qsnn < outdir
+    old.mkdir()
+    (old / "qsnn_top.v").write_text("half")
+    mine = tmp_path / ".notes.abcdefgh"          # same shape, someone else's files: kept
+    mine.mkdir()
+    (mine / "todo.txt").write_text("mine")
+    assert main(["hw", str(ir), "--out", str(tmp_path / "hw")]) == 0
+    assert not old.exists() and (mine / "todo.txt").read_text() == "mine"
