@@ -284,7 +284,9 @@ def sweep(parent: Path) -> None:
 def _legacy_staging(path: Path) -> bool:
     """A staging folder left by an older qsnn export/hw: a hidden ``.<name>.<8 chars>``
     folder holding only what those commands write (nothing of anyone else's)."""
-    if not _LEGACY_STAGE.match(path.name) or not path.is_dir() or path.is_symlink():
+    if _TEMP.match(path.name) or not _LEGACY_STAGE.match(path.name):
+        return False            # (a current staging folder is swept by its pid only)
+    if not path.is_dir() or path.is_symlink():
         return False
     if not any(path.iterdir()):
         return False

@@ -152,8 +152,9 @@ def test_stale_staging_is_swept_and_marker_written(tmp_path, ir) -> None:
     for s in stale:
         s.mkdir()
         (s / "qsnn_top.v").write_text("half")
-    live = tmp_path / f".hw.qsnn-stage.{os.getpid()}.11ff"   # a running writer's: kept
+    live = tmp_path / f".hw.qsnn-stage.{os.getpid()}.11ff22ee"   # a running writer's: kept
     live.mkdir()
+    (live / "qsnn_top.v").write_text("being written")
     assert main(["hw", str(ir), "--out", str(tmp_path / "hw")]) == 0
     assert not any(s.exists() for s in stale) and live.is_dir()
     marker = json.loads((tmp_path / "hw" / outdir.MARKER).read_text())
