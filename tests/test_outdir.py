@@ -252,3 +252,23 @@ def test_staging_of_older_versions_is_swept(tmp_path, ir) -> None:
     (mine / "todo.txt").write_text("mine")
     assert main(["hw", str(ir), "--out", str(tmp_path / "hw")]) == 0
     assert not old.exists() and (mine / "todo.txt").read_text() == "mine"
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_output(tmp_path, ir, capsys,
+                                                       monkeypatch) -> None:
+    out = tmp_path / "hw"
+    assert main(["hw", str(ir), "--out", str(out)]) == 0
+    before = tree(out)
+    import errno
+
+    import qsnn.hw.generate as gen
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out) + "/x.mem")
+
+    monkeypatch.setattr(gen, "core_file", full)
+    capsys.readouterr()
+    assert main(["hw", str(ir), "--out", str(out), "--lanes", "2"]) == 2
+    assert "No space left on device" in error_line(capsys)
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "hw"]
