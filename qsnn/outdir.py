@@ -13,8 +13,9 @@ goes through this module:
    (:data:`KINDS`), and every entry in it is one the kind writes or a later qsnn command
    adds (e.g. ``sim_build/`` from ``qsnn verify`` in an ``hw`` folder). Anything else is a
    foreign file, and the folder is refused.
-3. **Lock.** :class:`Output` holds an exclusive ``fcntl.flock`` on ``.<name>.qsnn-lock``
-   beside the folder; a second writer gets one line naming the holder's pid.
+3. **Lock.** :class:`Output` holds :class:`qsnn.lock.Lock` (an exclusive ``flock`` on
+   ``.<name>.qsnn-lock`` beside the folder); a second writer gets one line naming the
+   holder's pid.
 4. **Stage and swap.** The new output is written into ``.<name>.qsnn-stage.<pid>.<rand>``
    beside the folder; the marker is written last, so a staging folder with a marker is
    complete. The swap renames the old folder aside (``.<name>.qsnn-old.<pid>.<rand>``),
@@ -28,8 +29,6 @@ goes through this module:
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import fnmatch
 import json
 import os
@@ -44,6 +43,7 @@ from types import TracebackType
 
 from qsnn import atomic
 from qsnn.errors import QsnnError
+from qsnn.lock import Lock
 
 MARKER = ".qsnn-output.json"
 FORMAT = "qsnn-output"
@@ -291,68 +291,6 @@ def _legacy_staging(path: Path) -> bool:
     if not any(path.iterdir()):
         return False
     return not (foreign_entries(path, "export") and foreign_entries(path, "hw"))
-
-
-# -- locking ---------------------------------------------------------------------------------
-class Lock:
-    """An exclusive ``flock`` on ``.<name>.qsnn-lock`` beside ``out`` (holder's pid inside)."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out.parent / f".{out.name}.qsnn-lock"
-        self.out = out
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise one line naming the holder's pid."""
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                raise QsnnError(f"{self.out} is being written by another qsnn process "
-                                f"(pid {self._holder()}); wait for it to finish") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:        # not unlinked by a releasing holder in between
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
-                self.fd = fd
-                return
-            os.close(fd)
-
-    def _holder(self) -> str:
-        try:
-            return self.path.read_text().strip() or "unknown"
-        except OSError:
-            return "unknown"
-
-    @staticmethod
-    def remove_if_free(path: Path) -> None:
-        """Delete a lock file that no process holds (left by a killed one)."""
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path.unlink(missing_ok=True)     # still held: a waiting opener sees the inode go
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    def release(self) -> None:
-        """Delete the lock file (while still holding it) and unlock."""
-        if self.fd is None:
-            return
-        self.path.unlink(missing_ok=True)
-        os.close(self.fd)
-        self.fd = None
 
 
 # -- writing ---------------------------------------------------------------------------------

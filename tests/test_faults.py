@@ -30,7 +30,7 @@ PRELOAD = ["qsnn.cli", "qsnn.train.runner", "qsnn.export.runner", "qsnn.hw.gener
            "qsnn.hw.params", "qsnn.train.plots", "qsnn.export.nir_export", "sklearn.datasets"]
 # a run small enough that a trial costs well under a second
 MICRO = TINY + ["data.max_train=96", "data.max_test=24", "data.time_steps=2",
-                "train.epochs=2", "model.layers=[fc8, lif, fc10, lif]"]
+                "train.epochs=1", "model.layers=[fc8, lif, fc10, lif]"]
 
 
 def _child(argv: list[str], env: dict[str, str]) -> None:
@@ -102,8 +102,8 @@ def test_killed_hw_leaves_the_old_or_the_new_design(qsnn_proc, tmp_path) -> None
     assert qsnn_proc(["hw", str(build), "--out", str(out), "--lanes", "4"]) == 0
     new = tree(out)
     assert qsnn_proc(["hw", str(build), "--out", str(out), "--lanes", "2"]) == 0
-    sim = out / "sim_build"                  # a large old output: 400 files to delete
-    for i in range(400):
+    sim = out / "sim_build"                  # a large old output: 240 files to delete
+    for i in range(240):
         (sim / f"d{i % 8}").mkdir(parents=True, exist_ok=True)
         (sim / f"d{i % 8}" / f"f{i}.o").write_bytes(os.urandom(64))
     pristine = tmp_path / "pristine"
@@ -159,7 +159,7 @@ def test_killed_export_leaves_the_old_or_the_new_export(qsnn_proc, tmp_path) -> 
     assert qsnn_proc(argv) == 0
     new = tree(out)
     old_tree = {"model.json": b"{}", "weights.npz": b"old", "export_report.json": b"{}"}
-    old_tree |= {f"golden/v{i}.npz": os.urandom(256) for i in range(200)}
+    old_tree |= {f"golden/v{i}.npz": os.urandom(256) for i in range(120)}
 
     def restore() -> None:
         shutil.rmtree(out, ignore_errors=True)
@@ -199,7 +199,7 @@ def test_killed_train_force_leaves_the_old_or_the_new_run(qsnn_proc, tmp_path) -
         if got == old:
             return "old"
         assert config.load(run / "config.yaml").train.seed == 2, "half-replaced run"
-        assert checkpoint.load(run / "last.pt")["epoch"] == 2
+        assert checkpoint.load(run / "last.pt")["epoch"] == 1
         checkpoint.load(run / "best.pt")
         assert (run / "result.json").is_file() and (run / "metrics.jsonl").is_file()
         return "new"
