@@ -15,7 +15,7 @@ RUNTIME_WEIGHTS ?=
 CLOCK ?=
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup train export hw verify bitstream test lint bench data clean help
+.PHONY: setup train export hw verify bitstream test lint bench data icarus clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,15 +53,30 @@ lint: $(STAMP)  ## ruff
 bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/golden_speed.py
+	$(BIN)/python bench/sim_speed.py
+
+# apt_install PKG: install the Debian package PKG; apt-get update only when the install alone
+# fails (an update can fail where the package index is already there). make data and
+# make icarus use it, and .ci/run calls them (one way of installing each).
+define apt_install
+SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+$$SUDO apt-get install -y -qq $(1) \
+|| { $$SUDO apt-get update -qq || echo "warning: apt-get update failed; trying the install anyway"; \
+     $$SUDO apt-get install -y -qq $(1); }
+endef
 
 data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist): install first, apt-get update only if not found
 	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
 	  echo "Fashion-MNIST already in $(FASHION_MNIST_DIR)"; \
 	else \
-	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -qq dataset-fashion-mnist \
-	  || { $$SUDO apt-get update -qq || echo "warning: apt-get update failed; trying the install anyway"; \
-	       $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; \
+	  $(call apt_install,dataset-fashion-mnist); \
+	fi
+
+icarus:  ## install Icarus Verilog (Debian package iverilog), the second simulator of pytest sim/
+	@if command -v iverilog >/dev/null && command -v vvp >/dev/null; then \
+	  echo "Icarus Verilog already installed: $$(iverilog -V 2>&1 | head -1)"; \
+	else \
+	  $(call apt_install,iverilog); \
 	fi
 
 clean:  ## remove generated outputs (keeps .venv)

@@ -51,25 +51,19 @@ def naive_counts(graph: Graph, x: torch.Tensor) -> torch.Tensor:
     lifs = graph.lifs()
     mems = [None] * len(lifs)
     counts = torch.zeros(x.shape[0], graph.classes, dtype=torch.int64)
+    thetas = [torch.from_numpy(lif.theta.astype("int64")) for lif in lifs]
+    biases = [None if lif.bias is None else torch.from_numpy(lif.bias.astype("int64"))
+              for lif in lifs]
     for _t in range(graph.time_steps):
         h = x.flatten(1).to(torch.int64)
         for i, (lin, lif) in enumerate(zip(layers, lifs, strict=True)):
-            cur = golden.weight_current(lin, h).unsqueeze(0)
+            cur = golden.weight_current(lin, h)
             if mems[i] is None:
-                mems[i] = torch.zeros_like(cur[0])
-            spk, mem = _one_step(lif, cur, mems[i])
-            mems[i] = mem
+                mems[i] = torch.zeros_like(cur)
+            spk, mems[i] = golden.lif_step(lif, mems[i], cur, thetas[i], biases[i])
             h = spk.to(torch.int64)
         counts += h
     return counts
-
-
-def _one_step(lif: LIF, cur: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    theta = torch.from_numpy(lif.theta.astype("int64"))
-    lo, hi = -(1 << (lif.membrane_bits - 1)), (1 << (lif.membrane_bits - 1)) - 1
-    r = u > theta
-    u = (golden.leak(u, lif) + cur[0] - r * theta).clamp(lo, hi)
-    return u > theta, u
 
 
 def main() -> dict:

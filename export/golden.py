@@ -6,7 +6,7 @@ images and vectorised over neurons. Per LIF layer and step t (all int64)::
     r     = U > theta                                   (previous membrane)
     U     = 0 where r                                   (zero reset)
     U     = sat_B(leak(U) + I[t] + b - r * theta)       (subtract; no "- r*theta" otherwise)
-    s[t]  = U > theta
+    s[t]  = U > theta                                   (one step: :func:`lif_step`)
     leak(U) = U - (U >> k)  |  (m * U) >> F              (>> arithmetic: floor division)
 
 Currents are computed once per image for direct input (the first layer's input does
@@ -25,7 +25,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from qsnn.errors import QsnnError
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, Linear, Readout, SumPool
+from qsnn.export.ir import (
+    LIF,
+    Conv2d,
+    Encoding,
+    Flatten,
+    Graph,
+    Leak,
+    Linear,
+    Readout,
+    Reset,
+    SumPool,
+)
 from qsnn.lfsr import rate_spikes, rate_table
 
 
@@ -43,9 +54,9 @@ def encode(graph: Graph, x: Tensor) -> tuple[Tensor, bool]:
     """First-layer input as int64: ([B, C, H, W], static) or ([T, B, C, H, W], False)."""
     inp, steps = graph.input, graph.time_steps
     check_input(graph, x)
-    if inp.encoding == "direct":
+    if inp.encoding == Encoding.DIRECT:
         return x.to(torch.int64), True
-    if inp.encoding == "rate":
+    if inp.encoding == Encoding.RATE:
         table = rate_table(inp.lfsr_seed, steps, x[0].numel())
         spk = rate_spikes(x.flatten(1), table, inp.pixel_max).to(torch.int64)
         return spk.reshape(steps, x.shape[0], *x.shape[1:]), False
@@ -55,13 +66,13 @@ def encode(graph: Graph, x: Tensor) -> tuple[Tensor, bool]:
 def check_input(graph: Graph, x: Tensor) -> None:
     """One-line error for inputs the IR's encoder does not accept."""
     inp = graph.input
-    want = ((graph.time_steps,) if inp.encoding == "events" else ()) + tuple(inp.shape)
+    want = ((graph.time_steps,) if inp.encoding == Encoding.EVENTS else ()) + tuple(inp.shape)
     if tuple(x.shape[1:]) != want:
         raise QsnnError(f"golden model: input shape {tuple(x.shape[1:])} does not match the "
                         f"IR's {want}")
     if x.numel() == 0:
         return
-    top = 1 if inp.encoding == "events" else inp.pixel_max
+    top = 1 if inp.encoding == Encoding.EVENTS else inp.pixel_max
     lo, hi = int(x.min()), int(x.max())
     if lo < 0 or hi > top:
         raise QsnnError(f"golden model: input values {lo}..{hi} outside 0..{top}")
@@ -84,13 +95,43 @@ def sum_pool(x: Tensor, k: int) -> Tensor:
 def leak(u: Tensor, node: LIF) -> Tensor:
     """The integer leak (arithmetic shifts); also used on numpy int64 arrays by the width
     analysis, so the bound and the model share one definition."""
-    if node.leak == "shift":
+    if node.leak == Leak.SHIFT:
         return u - (u >> node.leak_param)
     return (u * node.leak_param) >> node.frac_bits
 
 
 def _channel(v: Tensor, ndim: int) -> Tensor:
     return v.reshape(-1, *([1] * (ndim - 2)))
+
+
+def fires(u: Tensor, theta: Tensor) -> Tensor:
+    """The spike condition s = U > theta (strictly greater, as snnTorch's Heaviside)."""
+    return u > theta
+
+
+def lif_step(node: LIF, u: Tensor, current: Tensor, theta: Tensor,
+             bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """One time step of ``docs/spec.md`` §1 for the membranes ``u`` = U[t-1]::
+
+        r    = U[t-1] > theta
+        U    = 0 where r                                 (zero reset only)
+        U[t] = sat_B(leak(U) + I[t] + b - r * theta)     ("- r * theta": subtract only)
+        s[t] = U[t] > theta
+
+    ``theta`` and ``bias`` broadcast against ``u`` (int64); returns (s[t] bool, U[t]).
+    The golden model, the lane and layer benches and the step-by-step baseline of
+    ``bench/golden_speed.py`` all run this one function."""
+    lo, hi = -(1 << (node.membrane_bits - 1)), (1 << (node.membrane_bits - 1)) - 1
+    r = fires(u, theta)
+    if node.reset == Reset.ZERO:
+        u = u.masked_fill(r, 0)
+    u = leak(u, node) + current
+    if bias is not None:
+        u = u + bias
+    if node.reset == Reset.SUBTRACT:
+        u = u - r * theta
+    u = u.clamp(lo, hi)
+    return fires(u, theta), u
 
 
 def lif_run(node: LIF, current: Tensor, steps: int, static: bool, record: bool
@@ -104,22 +145,11 @@ def lif_run(node: LIF, current: Tensor, steps: int, static: bool, record: bool
     bias = None
     if node.bias is not None:
         bias = _channel(torch.from_numpy(node.bias.astype("int64")), first.dim())
-    lo, hi = -(1 << (node.membrane_bits - 1)), (1 << (node.membrane_bits - 1)) - 1
     u = torch.zeros_like(first)
     spikes = torch.empty((steps, *first.shape), dtype=torch.int8)
     mems = torch.empty((steps, *first.shape), dtype=torch.int64) if record else None
     for t in range(steps):
-        i_t = current if static else current[t]
-        r = u > theta
-        if node.reset == "zero":
-            u = u.masked_fill(r, 0)
-        u = leak(u, node) + i_t
-        if bias is not None:
-            u = u + bias
-        if node.reset == "subtract":
-            u = u - r * theta
-        u = u.clamp(lo, hi)
-        spikes[t] = u > theta
+        spikes[t], u = lif_step(node, u, current if static else current[t], theta, bias)
         if mems is not None:
             mems[t] = u
     return spikes, mems
@@ -170,7 +200,7 @@ def bytes_per_image(graph: Graph) -> int:
     every step (1 for the first layer of direct input). For the seed's conv network at
     T=100 the measured peak RSS is 1.0-1.15x this figure.
     """
-    steps, static = graph.time_steps, graph.input.encoding == "direct"
+    steps, static = graph.time_steps, graph.input.encoding == Encoding.DIRECT
     shape = tuple(graph.input.shape)
     peak = 0
     for node in graph.nodes:

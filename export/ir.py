@@ -14,16 +14,72 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar
 
 import numpy as np
 
 IR_FORMAT = "qsnn-ir"
 IR_VERSION = 1
-ENCODINGS = ("direct", "rate", "events")
-RESETS = ("subtract", "zero", "none")
-LEAKS = ("shift", "mult")
 MAX_MEMBRANE_BITS = 32
+
+
+class Choice(str, Enum):
+    """A str-valued enum: members compare equal to (and serialise as) their JSON/YAML
+    spelling, so ``node.reset == Reset.ZERO`` holds for the plain string ``"zero"``."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        """The spellings, in declaration order."""
+        return tuple(m.value for m in cls)
+
+    @property
+    def code(self) -> int:
+        """The RTL parameter value: the member's position (``ENC``, ``RESET_MODE``,
+        ``LEAK_MULT`` of ``hw/rtl``)."""
+        return list(type(self)).index(self)
+
+    @classmethod
+    def from_code(cls, code: int) -> Choice:
+        """The member whose RTL parameter value is ``code``."""
+        return list(cls)[int(code)]
+
+
+class Encoding(Choice):
+    """Input encoding of the first layer (``InputEncoder.encoding``; RTL ``ENC``)."""
+
+    DIRECT = "direct"
+    RATE = "rate"
+    EVENTS = "events"
+
+
+class Reset(Choice):
+    """LIF reset mode (``LIF.reset``; RTL ``RESET_MODE``): subtract theta, set to zero,
+    or none."""
+
+    SUBTRACT = "subtract"
+    ZERO = "zero"
+    NONE = "none"
+
+
+class Leak(Choice):
+    """LIF leak form (``LIF.leak``; RTL ``LEAK_MULT``): U - (U >>> k), or (m U) >>> F."""
+
+    SHIFT = "shift"
+    MULT = "mult"
+
+
+def conv_out_size(size: int, kernel: int, padding: int) -> int:
+    """Output rows (or columns) of a stride-1 convolution: size + 2 padding - kernel + 1."""
+    return size + 2 * padding - kernel + 1
+
+
+def pool_out_size(size: int, kernel: int) -> int:
+    """Output rows (or columns) of non-overlapping kernel x kernel pooling: floor."""
+    return size // kernel
 
 
 def _arr_eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -85,7 +141,7 @@ class InputEncoder(Node):
 
     op: ClassVar[str] = "input"
     name: str
-    encoding: str
+    encoding: str           # an :class:`Encoding` spelling
     shape: tuple[int, ...]  # (C, H, W) of one image / frame
     pixel_max: int
     lfsr_seed: int = 0
@@ -123,8 +179,8 @@ class Conv2d(Node):
     weight: np.ndarray = field(repr=False)
 
     def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        grow = 2 * self.padding - self.kernel + 1
-        return (self.out_channels, shape[1] + grow, shape[2] + grow)
+        return (self.out_channels, conv_out_size(shape[1], self.kernel, self.padding),
+                conv_out_size(shape[2], self.kernel, self.padding))
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +193,8 @@ class SumPool(Node):
     kernel: int
 
     def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (shape[0], shape[1] // self.kernel, shape[2] // self.kernel)
+        return (shape[0], pool_out_size(shape[1], self.kernel),
+                pool_out_size(shape[2], self.kernel))
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,10 +221,10 @@ class LIF(Node):
     array_fields: ClassVar[tuple[str, ...]] = ("theta", "bias")
     name: str
     shape: tuple[int, ...]
-    leak: str
+    leak: str               # a :class:`Leak` spelling
     leak_param: int
     frac_bits: int
-    reset: str
+    reset: str              # a :class:`Reset` spelling
     membrane_bits: int
     theta: np.ndarray = field(repr=False)
     bias: np.ndarray | None = field(default=None, repr=False)

@@ -17,8 +17,8 @@
 
    with the float32 operations in the order the training forward uses them
    (``train/layers.py``), so the result is exact. Membrane widths are assigned last.
-3. :func:`run_raw` executes any intermediate graph (it applies still-pending annotations
-   on the fly); the export checks exact equality of spikes before and after every pass.
+3. :mod:`qsnn.export.raw_exec` executes any intermediate graph node by node (without
+   the passes); :mod:`qsnn.export.pass_checks` compares each pass's output with its input.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from qsnn.errors import QsnnError
-from qsnn.export import golden
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Linear, Readout, SumPool
+from qsnn.export import ir
+from qsnn.export.ir import LIF, Conv2d, Flatten, InputEncoder, Linear, Readout, SumPool
 from qsnn.train import lif as train_lif
 from qsnn.train.layers import MIN_BN_GAIN, Block
 from qsnn.train.lif import MAX_THETA_INT, quantize_beta
@@ -180,9 +180,8 @@ def block_shape(block: Block, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     s = block.spec
     if s.kind == "fc":
         return (s.out_ch,)
-    h = (in_shape[1] + 2 * s.padding - s.kernel + 1) // s.pool
-    w = (in_shape[2] + 2 * s.padding - s.kernel + 1) // s.pool
-    return (s.out_ch, h, w)
+    return (s.out_ch, *(ir.pool_out_size(ir.conv_out_size(n, s.kernel, s.padding), s.pool)
+                        for n in in_shape[1:3]))
 
 
 def lower_model(model: QSNN, name: str, input_shape: tuple[int, ...],
@@ -329,17 +328,3 @@ PASSES: list[tuple[str, Callable[[Segment], Segment]]] = [
     ("fold_bias", fold_bias),
     ("quantize_lif", quantize_lif),
 ]
-
-
-# -- the raw interpreter -------------------------------------------------------------------
-def materialize(nodes: list[RawNode]) -> list[RawNode]:
-    """Integer nodes only: every pass applied to every block (a no-op where already done)."""
-    for _, fn in PASSES:
-        nodes = apply(fn, nodes)
-    return nodes
-
-
-def run_raw(enc: InputEncoder, nodes: list[RawNode], steps: int, x: Tensor) -> Tensor:
-    """Output spike counts of an intermediate graph (pending annotations applied)."""
-    g = Graph("raw", steps, enc, tuple(materialize(nodes)), {})
-    return golden.run_batched(g, x).counts

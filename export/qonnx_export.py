@@ -49,11 +49,12 @@ from torch import Tensor, nn
 
 from qsnn.atomic import atomic_write
 from qsnn.errors import QsnnError
+from qsnn.export.ir import Leak, Reset
 from qsnn.train.layers import Block, bn_affine
 from qsnn.train.model import QSNN
 
-LEAK_KINDS = ("shift", "mult")
-RESET_KINDS = ("subtract", "zero", "none")
+LEAK_KINDS = Leak.values()
+RESET_KINDS = Reset.values()
 
 
 # -- the step module --------------------------------------------------------------------------

@@ -5,14 +5,15 @@ staging folder that replaces it only when everything succeeded, by the swap of
 :mod:`qsnn.outdir`, so a failure or a kill leaves the old output or the new one, whole):
 
 1. load ``runs/<name>/`` (config + ``best.pt``) and the test split;
-2. lower the model through the handler registry; check the lowered graph's spikes equal
-   the trained model's (eval mode) on real test inputs;
-3. run the folding passes, checking exact equality of output spike counts before and
-   after each one;
-4. assign membrane widths (minimal from the worst-case analysis, or ``--membrane-bits``,
+2. lower the model through the handler registry and run the folding passes, checking
+   each step on its own on the first CHECK_IMAGES test images (:mod:`.pass_checks`: the
+   raw graph, run by the raw interpreter, against the trained model in eval mode; each
+   pass's output against its input; spike trains and membranes of every LIF layer); the
+   first failing check stops the export with one line naming its pass;
+3. assign membrane widths (minimal from the worst-case analysis, or ``--membrane-bits``,
    refused if it can overflow) and validate the IR;
-5. golden model on the whole test split: ``agreement`` with the trained model, accuracies;
-6. write the IR, golden vectors, ``model.qonnx.onnx``, ``model.nir``, ``export_report.json``.
+4. golden model on the whole test split: ``agreement`` with the trained model, accuracies;
+5. write the IR, golden vectors, ``model.qonnx.onnx``, ``model.nir``, ``export_report.json``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from qsnn import atomic, config, outdir
 from qsnn.config import RunConfig
 from qsnn.data import DatasetSplits, Split
 from qsnn.errors import QsnnError
-from qsnn.export import golden, lower, serialize, widths
-from qsnn.export.ir import LIF, Graph, InputEncoder
+from qsnn.export import golden, lower, pass_checks, serialize, widths
+from qsnn.export.ir import LIF, Graph, InputEncoder, Node
 from qsnn.train import checkpoint
 from qsnn.train.loop import spike_counts
 from qsnn.train.model import QSNN
@@ -69,26 +70,28 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, QSNN, DatasetSplits]:
     return cfg, model, data
 
 
-def lower_and_fold(model: QSNN, cfg: RunConfig, data: DatasetSplits, x: torch.Tensor,
-                   want: torch.Tensor) -> tuple[InputEncoder, list, list[dict[str, Any]]]:
-    """Lower, then run the passes; every step checked against ``want`` (torch counts)."""
+def lower_and_fold(model: QSNN, cfg: RunConfig, data: DatasetSplits, x: torch.Tensor
+                   ) -> tuple[InputEncoder, list, list[dict[str, Any]]]:
+    """Lower, run the passes, and check each step on the images ``x`` on its own (the raw
+    graph against the trained model, each pass's output against its input; see
+    :mod:`qsnn.export.pass_checks`). Returns the encoder, the integer nodes and the
+    checks' report entries; the first failing check is a one-line error naming its pass."""
     enc, nodes = lower.lower_model(model, cfg.name, data.input_shape, cfg.data.rate_seed)
-    checks = []
-    got = lower.run_raw(enc, nodes, cfg.data.time_steps, x)
-    _check("lowered graph vs trained model", got, want, checks)
-    for name, fn in lower.PASSES:
-        nodes = lower.apply(fn, nodes)
-        _check(name, lower.run_raw(enc, nodes, cfg.data.time_steps, x), want, checks)
-    return enc, nodes, checks
+    graphs = pass_checks.pass_graphs(nodes)
+    nodes = graphs[-1][1]
+    checks = pass_checks.run_checks(model, enc, graphs, cfg.data.time_steps, x)
+    _check(checks)
+    left = [f"{n.name} ({type(n).__name__})" for n in nodes if not isinstance(n, Node)]
+    if left:
+        raise QsnnError(f"export: the passes left raw nodes {', '.join(left)}")
+    return enc, nodes, [c.to_json() for c in checks]
 
 
-def _check(name: str, got: torch.Tensor, want: torch.Tensor, log: list[dict[str, Any]]) -> None:
-    equal = bool(torch.equal(got, want))
-    log.append({"step": name, "images": int(want.shape[0]), "equal": equal})
-    if not equal:
-        bad = int((got != want).any(1).nonzero()[0])
-        raise QsnnError(f"export check failed after '{name}': output spike counts differ "
-                        f"from the trained model first at test image {bad}")
+def _check(checks: list[pass_checks.PassCheck]) -> None:
+    """Raise the first failing check (in pass order) as a one-line error."""
+    for check in checks:
+        if not check.equal:
+            raise QsnnError(check.message())
 
 
 def assign_widths(enc: InputEncoder, nodes: list, name: str, steps: int,
@@ -142,8 +145,7 @@ def export(run_dir: str | Path, out: str | Path, *, vectors: int | None = 64,
     test = data.test
     torch_counts = spike_counts(model, test, cfg.train.eval_batch_size, torch.device("cpu"))
     n_check = min(CHECK_IMAGES, len(test.y))
-    enc, nodes, checks = lower_and_fold(model, cfg, data, test.x[:n_check],
-                                        torch_counts[:n_check])
+    enc, nodes, checks = lower_and_fold(model, cfg, data, test.x[:n_check])
     meta = {"dataset": cfg.data.dataset, "precision": cfg.model.precision,
             "classes": data.num_classes}
     graph = assign_widths(enc, nodes, cfg.name, cfg.data.time_steps, membrane_bits, meta)

@@ -205,7 +205,7 @@ def load_vectors(build_dir: str | Path, graph: Graph,
         raise QsnnError(f"{vfile} has no '{missing[0]}' array: run qsnn export again")
     x = vec.get("inputs")
     size = int(np.prod(graph.input.shape)) * (
-        graph.time_steps if graph.input.encoding == "events" else 1)
+        graph.time_steps if graph.input.encoding == ir.Encoding.EVENTS else 1)
     if x is not None and (x.ndim < 2 or len(x) == 0 or int(np.prod(x.shape[1:])) != size
                           or not np.issubdtype(x.dtype, np.integer)):
         raise QsnnError(f"{vfile}: 'inputs' {x.shape} {x.dtype} do not fit the IR's input "

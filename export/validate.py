@@ -11,16 +11,16 @@ import numpy as np
 
 from qsnn.errors import QsnnError
 from qsnn.export.ir import (
-    ENCODINGS,
-    LEAKS,
     LIF,
     MAX_MEMBRANE_BITS,
-    RESETS,
     Conv2d,
+    Encoding,
     Flatten,
     Graph,
+    Leak,
     Linear,
     Readout,
+    Reset,
     SumPool,
 )
 
@@ -50,12 +50,12 @@ def _check_weight(node: Linear | Conv2d, shape: tuple[int, ...]) -> None:
 def _check_lif(node: LIF, shape: tuple[int, ...]) -> None:
     if tuple(node.shape) != shape:
         _fail(node, f"shape {tuple(node.shape)} does not match its input {shape}")
-    if node.reset not in RESETS or node.leak not in LEAKS:
-        _fail(node, f"reset must be one of {RESETS} and leak one of {LEAKS}")
+    if node.reset not in Reset.values() or node.leak not in Leak.values():
+        _fail(node, f"reset must be one of {Reset.values()} and leak one of {Leak.values()}")
     if not 1 <= node.frac_bits <= 16:
         _fail(node, f"frac_bits {node.frac_bits} outside 1..16")
-    lim = 2**node.frac_bits if node.leak == "mult" else 30
-    low = 0 if node.leak == "mult" else 1
+    lim = 2**node.frac_bits if node.leak == Leak.MULT else 30
+    low = 0 if node.leak == Leak.MULT else 1
     if not low <= node.leak_param <= lim:
         _fail(node, f"leak_param {node.leak_param} outside {low}..{lim}")
     if not 2 <= node.membrane_bits <= MAX_MEMBRANE_BITS:
@@ -72,13 +72,13 @@ def _check_lif(node: LIF, shape: tuple[int, ...]) -> None:
 
 def _check_input(graph: Graph) -> tuple[int, ...]:
     inp = graph.input
-    if inp.encoding not in ENCODINGS:
-        raise QsnnError(f"IR input: encoding '{inp.encoding}' not one of {ENCODINGS}")
+    if inp.encoding not in Encoding.values():
+        raise QsnnError(f"IR input: encoding '{inp.encoding}' not one of {Encoding.values()}")
     if len(inp.shape) != 3:
         raise QsnnError(f"IR input: shape {inp.shape} must be (C, H, W)")
     if not 1 <= inp.pixel_max <= 65535:
         raise QsnnError(f"IR input: pixel_max {inp.pixel_max} outside 1..65535")
-    if inp.encoding == "rate" and not 0 < inp.lfsr_seed < 2**32:
+    if inp.encoding == Encoding.RATE and not 0 < inp.lfsr_seed < 2**32:
         raise QsnnError(f"IR input: lfsr_seed {inp.lfsr_seed} outside 1..2^32-1")
     if not 1 <= graph.time_steps <= MAX_TIME_STEPS:
         raise QsnnError(f"IR: time_steps {graph.time_steps} outside 1..{MAX_TIME_STEPS}")

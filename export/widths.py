@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qsnn.export.golden import leak
-from qsnn.export.ir import LIF, Conv2d, Graph, Linear, SumPool
+from qsnn.export.ir import LIF, Conv2d, Encoding, Graph, Linear, Reset, SumPool
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,10 @@ def membrane_bounds(lif: LIF, i_lo: np.ndarray, i_hi: np.ndarray, steps: int
         big = np.iinfo(np.int64).max // 4
         n_lo = np.where(can_rest, leak(lo, lif) + i_lo, big)
         n_hi = np.where(can_rest, leak(np.minimum(hi, theta), lif) + i_hi, -big)
-        if lif.reset == "none":
+        if lif.reset == Reset.NONE:
             n_lo = np.minimum(n_lo, leak(lo, lif) + i_lo)
             n_hi = np.maximum(n_hi, leak(hi, lif) + i_hi)
-        elif lif.reset == "subtract":
+        elif lif.reset == Reset.SUBTRACT:
             r_lo = leak(np.maximum(lo, theta + 1), lif) + i_lo - theta
             r_hi = leak(hi, lif) + i_hi - theta
             n_lo = np.where(can_reset, np.minimum(n_lo, r_lo), n_lo)
@@ -93,7 +93,7 @@ def membrane_bounds(lif: LIF, i_lo: np.ndarray, i_hi: np.ndarray, steps: int
 def analyze(graph: Graph) -> list[LayerWidth]:
     """Worst-case ranges and minimal widths of every LIF layer of ``graph``."""
     out = []
-    x_max = graph.input.pixel_max if graph.input.encoding == "direct" else 1
+    x_max = graph.input.pixel_max if graph.input.encoding == Encoding.DIRECT else 1
     weight, pool = None, 1
     for node in graph.nodes:
         if isinstance(node, (Linear, Conv2d)):

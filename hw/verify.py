@@ -1,12 +1,13 @@
 """``qsnn verify``: run the generated RTL on real test images and compare with the golden model.
 
-Builds ``hw/build/<name>/`` with Verilator (one cached build per design), streams N test
-images through ``qsnn_top`` in one simulator launch (``hw/benches/net_bench.py``: images
-streamed byte by byte, one trigger per result, no per-cycle Python), and writes
+Runs N test images through ``qsnn_top`` in the free-running bench (``qsnn.hw.netbench``:
+``hw/benches/qsnn_net_tb.v``, one simulator launch per batch, no Python per cycle) on
+Verilator (one cached build per design) or Icarus Verilog, and writes
 ``sim_report.json``: images, mismatches, accuracy, measured cycles per inference and
 their ratio to the cycle model (``qsnn.hw.cycles``), simulated images and cycles per
-second. On a mismatch the first differing image is re-run with per-layer spike monitors
-and the report names the first differing time step, layer and neuron.
+second. On a mismatch the first differing image is re-run in the per-cycle cocotb bench
+(``hw/benches/net_bench.py``) with per-layer spike monitors, and the report names the
+first differing time step, layer and neuron. ``--waves`` runs the cocotb bench.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import torch
 from qsnn import atomic
 from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
-from qsnn.export.ir import Graph
-from qsnn.hw import cycles, simlib
-from qsnn.hw.generate import ir_sha256
+from qsnn.export.ir import Encoding, Graph
+from qsnn.hw import cycles, netbench, simlib
+from qsnn.hw.design import Design
 
 PERIOD_NS = 10
 
@@ -34,23 +35,13 @@ def fst_ok() -> bool:
     return Path("/usr/include/lz4.h").is_file()
 
 
-def check_design(build_dir: Path, hw_dir: Path) -> dict[str, Any]:
-    """params.json of an up-to-date design, or a one-line error saying what to run."""
-    from qsnn.hw.params import read_params
-
-    if not (hw_dir / "params.json").is_file():
-        raise QsnnError(f"no generated design in {hw_dir}: run qsnn hw {build_dir}")
-    params = read_params(hw_dir, need=("ir_sha256", "time_steps", "rtl"))
-    from qsnn.outdir import missing_files
-
-    gone = missing_files(hw_dir)
-    if gone:
-        raise QsnnError(f"{hw_dir} is incomplete ({gone[0]} missing): regenerate it with "
-                        f"qsnn hw {build_dir}")
-    if params.get("ir_sha256") != ir_sha256(build_dir):
-        raise QsnnError(f"{hw_dir} is stale (the IR changed since it was generated): "
-                        f"run qsnn hw {build_dir} --lanes {params.get('lanes', 4)}")
-    return params
+def check_design(build_dir: Path, hw_dir: Path) -> Design:
+    """The up-to-date, complete design in ``hw_dir``, or a one-line error saying what to
+    run."""
+    design = Design.load(hw_dir, build_dir)
+    design.check_fresh(build_dir)
+    design.check_files(design.rtl + design.mem_files)
+    return design
 
 
 def stimulus(graph: Graph, build_dir: Path, images: int | None
@@ -62,7 +53,7 @@ def stimulus(graph: Graph, build_dir: Path, images: int | None
     from qsnn.data import load_dataset
 
     name = graph.metadata.get("dataset")
-    frames = graph.time_steps if graph.input.encoding == "events" else 20
+    frames = graph.time_steps if graph.input.encoding == Encoding.EVENTS else 20
     data = load_dataset(name, time_steps=frames)
     x = data.test.x if images is None else data.test.x[:images]
     res = golden.run_batched(graph, x)
@@ -106,13 +97,11 @@ def trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: int = 1
     """RTL spike trains and membranes U[t] ([T, N] per LIF) of one golden-vector image."""
     build_dir, hw_dir = Path(build_dir), Path(hw_dir).resolve()
     graph = serialize.load(build_dir)
-    params = check_design(build_dir, hw_dir)
+    design = check_design(build_dir, hw_dir)
     x, want, _ = stimulus(graph, build_dir, image + 1)
-    model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x[image:]))
-    runner = simlib.build("qsnn_top", [hw_dir / f for f in params["rtl"]], {},
-                          build_dir_root=hw_dir / "sim_build")
-    got = _run_traced(runner, hw_dir, x[image], want[image], 2 * max(model) + 10_000, seed,
-                      False)
+    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x[image:]))
+    got = _run_traced(cocotb_runner(hw_dir, design), hw_dir, x[image], want[image],
+                      2 * max(model) + 10_000, seed, False)
     return rtl_traces(graph, got, "mask"), rtl_traces(graph, got, "mem")
 
 
@@ -140,54 +129,93 @@ def _run(runner, hw_dir: Path, stim: Path, out: Path, timeout: int, seed: int,
     return json.loads(out.read_text())
 
 
-def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int | None = 64,
-           waves: bool = False, seed: int = 1) -> dict[str, Any]:
-    """Simulate ``images`` test images (None: the whole test split); writes sim_report.json."""
-    build_dir = Path(build_dir)
-    graph = serialize.load(build_dir)
-    hw_dir = (Path(hw_dir) if hw_dir else Path("hw/build") / build_dir.name).resolve()
-    params = check_design(build_dir, hw_dir)
-    x, want, labels = stimulus(graph, build_dir, images)
-    model = cycles.image_cycles(graph, params["lanes"], torch.from_numpy(x))
+def cocotb_results(hw_dir: Path, design: Design, x: np.ndarray, want: np.ndarray,
+                    timeout: int, seed: int, waves: bool) -> tuple[list[dict], float]:
+    """Today's per-image cocotb bench (``net_bench``): kept for waves and as the baseline of
+    ``bench/sim_speed.py``. Returns (results, simulation wall time)."""
     stim = hw_dir / "sim_run" / "stimulus.npz"
     stim.parent.mkdir(parents=True, exist_ok=True)
     np.savez(stim, inputs=x.reshape(len(x), -1).astype(np.uint8), counts=want)
-    files = [hw_dir / f for f in params["rtl"]]
-    try:
-        runner = simlib.build("qsnn_top", files, {}, build_dir_root=hw_dir / "sim_build",
-                              waves=waves, build_args=["--trace-fst"] if waves and fst_ok()
-                              else [])
-    except RuntimeError as exc:  # simulator missing or the C++ build failed
-        raise QsnnError(str(exc).splitlines()[0]) from None
-    timeout = 2 * max(model) + 10_000
+    runner = cocotb_runner(hw_dir, design, waves)
     t0 = time.perf_counter()
     got = _run(runner, hw_dir, stim, hw_dir / "sim_run" / "results.json", timeout, seed,
                None, waves)
-    wall = time.perf_counter() - t0
-    results = got["results"]
+    return got["results"], time.perf_counter() - t0
+
+
+def cocotb_runner(hw_dir: Path, design: Design, waves: bool = False):
+    """The cached cocotb build of the design's ``qsnn_top`` (Verilator with VPI)."""
+    try:
+        return simlib.build("qsnn_top", [hw_dir / f for f in design.rtl], {},
+                            build_dir_root=hw_dir / "sim_build", waves=waves,
+                            build_args=["--trace-fst"] if waves and fst_ok() else [])
+    except RuntimeError as exc:  # simulator missing or the C++ build failed
+        raise QsnnError(str(exc).splitlines()[0]) from None
+
+
+def free_running_results(hw_dir: Path, x: np.ndarray, timeout: int, seed: int,
+                          simulator: str) -> tuple[list[dict], float]:
+    """The free-running bench (``qsnn.hw.netbench``); returns (results, wall time of the
+    simulation, the cached build excluded)."""
+    design = netbench.bench_design(hw_dir)
+    if simulator == "verilator":
+        netbench.build_verilator(design)
+    t0 = time.perf_counter()
+    got = netbench.run(design, x, timeout, seed, simulator)
+    return [r.__dict__ for r in got], time.perf_counter() - t0
+
+
+def verify(build_dir: str | Path, hw_dir: str | Path | None = None, images: int | None = 64,
+           waves: bool = False, seed: int = 1, simulator: str = "verilator") -> dict[str, Any]:
+    """Simulate ``images`` test images (None: the whole test split); writes sim_report.json.
+
+    The free-running bench runs the images (``simulator``: ``verilator`` or ``icarus``);
+    with ``waves`` the cocotb bench does (Verilator, a waveform of the run)."""
+    build_dir = Path(build_dir)
+    graph = serialize.load(build_dir)
+    hw_dir = (Path(hw_dir) if hw_dir else Path("hw/build") / build_dir.name).resolve()
+    design = check_design(build_dir, hw_dir)
+    if simulator not in netbench.SIMULATORS:
+        raise QsnnError(f"unknown simulator '{simulator}' (choose from "
+                        f"{', '.join(netbench.SIMULATORS)})")
+    if waves and simulator != "verilator":
+        raise QsnnError("--waves needs --simulator verilator")
+    x, want, labels = stimulus(graph, build_dir, images)
+    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(x))
+    timeout = 2 * max(model) + 10_000
+    if waves:
+        results, wall = cocotb_results(hw_dir, design, x, want, timeout, seed, True)
+    else:
+        results, wall = free_running_results(hw_dir, x, timeout, seed, simulator)
     bad = [r["image"] for r in results if r["counts"] != want[r["image"]].tolist()]
     first = None
-    if bad:
+    if bad:  # re-run the first differing image with per-layer monitors (cocotb)
         i = bad[0]
-        traced = _run_traced(runner, hw_dir, x[i], want[i], timeout, seed, waves)
+        traced = _run_traced(cocotb_runner(hw_dir, design), hw_dir, x[i], want[i], timeout,
+                             seed, False)
         first = {"image": i, **(first_difference(graph, x[i], traced) or {})}
+    report = _report(results, len(x) - len(results) + len(bad), first, labels, model, wall)
+    report |= {"lanes": design.lanes, "seed": seed, "output_backpressure": True,
+               "simulator": simulator, "bench": "cocotb" if waves else "free-running",
+               "waves": next((str(p) for p in sorted((hw_dir / "sim_run").glob("dump.*"))),
+                             None) if waves else None}
+    atomic.write_json(hw_dir / "sim_report.json", report)
+    return report
+
+
+def _report(results: list[dict], mismatches: int, first: dict | None, labels: np.ndarray,
+            model: list[int], wall: float) -> dict[str, Any]:
+    """Counts, accuracy, measured cycles against the model, simulation speed."""
     measured = [r["cycles"] for r in results]
     preds = np.array([r["prediction"] for r in results])
-    sim_cycles = sum(measured)
     ratios = [m / c for m, c in zip(measured, model[: len(measured)], strict=True)]
-    report = {
-        "images": len(results), "mismatches": len(bad) + (len(x) - len(results)),
-        "first_mismatch": first,
+    return {
+        "images": len(results), "mismatches": mismatches, "first_mismatch": first,
         "accuracy": float((preds == labels[: len(preds)]).mean()) if len(preds) else 0.0,
         "cycles_per_inference_mean": float(np.mean(measured)),
         "cycles_model_mean": float(np.mean(model[: len(measured)])),
         "cycles_model_ratio": float(np.mean(measured) / np.mean(model[: len(measured)])),
         "cycles_model_ratio_min": min(ratios), "cycles_model_ratio_max": max(ratios),
         "sim_images_per_second": len(results) / wall,
-        "sim_cycles_per_second": sim_cycles / wall,
-        "lanes": params["lanes"], "seed": seed, "output_backpressure": True,
-        "waves": next((str(p) for p in sorted((hw_dir / "sim_run").glob("dump.*"))), None)
-        if waves else None,
+        "sim_cycles_per_second": sum(measured) / wall,
     }
-    atomic.write_json(hw_dir / "sim_report.json", report)
-    return report

@@ -161,7 +161,8 @@ def _verify(args: argparse.Namespace) -> int:
     from qsnn.hw.verify import verify
 
     images = None if args.images == "all" else int(args.images)
-    rep = verify(args.build, args.hw, images=images, waves=args.waves, seed=args.seed)
+    rep = verify(args.build, args.hw, images=images, waves=args.waves, seed=args.seed,
+                 simulator=args.simulator)
     print(f"verified {rep['images']} images: {rep['mismatches']} mismatches, RTL accuracy "
           f"{rep['accuracy']:.4f}, {rep['cycles_per_inference_mean']:.0f} cycles/inference "
           f"(model ratio {rep['cycles_model_ratio']:.3f}), "
@@ -178,8 +179,11 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hw", help="generated design (default: hw/build/<name>)")
     p.add_argument("--images", default="64", type=_vectors,
                    help="test images: N or 'all' (default: %(default)s)")
-    p.add_argument("--waves", action="store_true", help="keep a waveform of the run")
+    p.add_argument("--waves", action="store_true",
+                   help="keep a waveform of the run (per-cycle cocotb bench, Verilator)")
     p.add_argument("--seed", type=int, default=1, help="back-pressure seed")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                   help="simulator of the free-running bench (default: %(default)s)")
     p.set_defaults(func=_verify)
 
 

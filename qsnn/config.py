@@ -20,14 +20,12 @@ from typing import Any
 import yaml
 
 from qsnn.errors import QsnnError
+from qsnn.export.ir import Encoding, Leak, Reset
 
 PRECISIONS = ("fp32", "int2", "int4", "int8")
-ENCODINGS = ("direct", "rate", "events")
 SCHEDULES = ("constant", "cosine", "cosine-restarts", "step")
 LOSSES = ("mse_count", "ce_rate")
 SURROGATES = ("fast_sigmoid", "atan")
-RESETS = ("subtract", "zero", "none")
-LEAKS = ("shift", "mult")
 LAYER_TOKEN = re.compile(r"^(fc\d+|conv\d+k\d+(p\d+)?|avgpool\d+|bn|lif|flatten|dropout)$")
 # Names reach file and folder names and generated files (runs/<name>, qsnn_<name>.core).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -44,7 +42,7 @@ class DataConfig:
     data_dir: str | None = None
     download: bool = False
     val_fraction: float = 0.1
-    encoding: str = "direct"
+    encoding: str = Encoding.DIRECT.value
     time_steps: int = 16
     frame_size: int = 32
     rate_seed: int = 0xACE1
@@ -65,9 +63,9 @@ class ModelConfig:
     learn_beta: bool = False
     threshold: float = 1.0
     learn_threshold: bool = False
-    leak: str = "mult"
+    leak: str = Leak.MULT.value
     leak_frac_bits: int = 8
-    reset: str = "subtract"
+    reset: str = Reset.SUBTRACT.value
     surrogate: str = "fast_sigmoid"
     slope: float = 25.0
     dropout: float = 0.0
@@ -193,12 +191,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     """Check value ranges and choices; return ``cfg`` unchanged."""
     m, d, t = cfg.model, cfg.data, cfg.train
     _choice("model.precision", m.precision, PRECISIONS)
-    _choice("data.encoding", d.encoding, ENCODINGS)
+    _choice("data.encoding", d.encoding, Encoding.values())
     _choice("train.schedule", t.schedule, SCHEDULES)
     _choice("train.loss", t.loss, LOSSES)
     _choice("model.surrogate", m.surrogate, SURROGATES)
-    _choice("model.reset", m.reset, RESETS)
-    _choice("model.leak", m.leak, LEAKS)
+    _choice("model.reset", m.reset, Reset.values())
+    _choice("model.leak", m.leak, Leak.values())
     for tok in m.layers:
         if not LAYER_TOKEN.match(tok):
             raise QsnnError(

@@ -191,7 +191,7 @@ def golden_check(cfg: RunConfig, run_dir: Path) -> dict[str, Any] | None:
     test = data.test
     want = spike_counts(model, test, run_cfg.train.eval_batch_size, torch.device("cpu"))
     n = min(CHECK_IMAGES, len(test.y))
-    enc, nodes, _ = lower_and_fold(model, run_cfg, data, test.x[:n], want[:n])
+    enc, nodes, _ = lower_and_fold(model, run_cfg, data, test.x[:n])
     meta = {"dataset": run_cfg.data.dataset, "precision": run_cfg.model.precision,
             "classes": data.num_classes}
     graph = assign_widths(enc, nodes, run_cfg.name, run_cfg.data.time_steps, None, meta)

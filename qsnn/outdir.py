@@ -66,9 +66,9 @@ class Kind:
     command: str
     signature: tuple[str, ...]
     entries: tuple[str, ...]      # fnmatch patterns of top-level names
+    boards: bool = False          # also a folder per board (qsnn bitstream) and its lock
 
 
-BOARD_DIRS = ("icebreaker", "ulx3s", "orangecrab")
 KINDS = {
     "run": Kind("qsnn train", ("config.yaml",), (
         "config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png", "result.json",
@@ -78,13 +78,23 @@ KINDS = {
         "export_report.json")),
     "hw": Kind("qsnn hw", ("params.json", "qsnn_top.v"), (
         "qsnn_*.v", "*.mem", "filelist.f", "filelist_uart.f", "qsnn_*.core", "params.json",
-        "weights.bin", "sim_build", "sim_report.json", "*.fst", "*.vcd", "waves",
-        *BOARD_DIRS, *(f".{b}.qsnn-lock" for b in BOARD_DIRS))),
+        "weights.bin", "sim_build", "sim_run", "sim_report.json", "*.fst", "*.vcd",
+        "waves"), boards=True),
     "bitstream": Kind("qsnn bitstream", ("board_top.v",), (
         "board_top.v", "board_pll.v", "*.pcf", "*.lpf", "yosys.log", "yosys.out",
         "synth.json", "synth_stat.json", "nextpnr.log", "report_nextpnr.json", "board.asc",
-        "board.config", "qsnn_*.bin", "qsnn_*.bit", "pack.log", "report.json")),
+        "board.config", "qsnn_*.bin", "qsnn_*.bit", "pack.log", "pll.log", "report.json")),
 }
+
+
+def _patterns(kind: Kind) -> tuple[str, ...]:
+    """``kind.entries`` and, for a kind with board folders, each board of
+    :data:`qsnn.hw.fpga.BOARDS` and its lock file."""
+    if not kind.boards:
+        return kind.entries
+    from qsnn.hw.fpga import BOARDS
+
+    return kind.entries + tuple(BOARDS) + tuple(f".{b}.qsnn-lock" for b in BOARDS)
 
 
 # -- test hook ---------------------------------------------------------------------------
@@ -120,7 +130,7 @@ def _ours(entry: str, kind: Kind, listed: Iterable[str]) -> bool:
         return True
     if _TEMP.match(entry):
         return True
-    return any(fnmatch.fnmatch(entry, p) for p in kind.entries)
+    return any(fnmatch.fnmatch(entry, p) for p in _patterns(kind))
 
 
 def foreign_entries(folder: Path, kind: str) -> list[str]:
@@ -128,12 +138,6 @@ def foreign_entries(folder: Path, kind: str) -> list[str]:
     marker = read_marker(folder) or {}
     listed = marker.get("files", []) if marker.get("kind") == kind else []
     return sorted(e.name for e in folder.iterdir() if not _ours(e.name, KINDS[kind], listed))
-
-
-def missing_files(folder: Path) -> list[str]:
-    """Entries that the folder's marker lists but that are gone (a hand-damaged output)."""
-    marker = read_marker(folder) or {}
-    return [f for f in marker.get("files", []) if not (folder / f).exists()]
 
 
 def recognise(folder: Path, kind: str) -> str | None:

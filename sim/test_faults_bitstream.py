@@ -87,7 +87,7 @@ def test_killed_bitstream_keeps_the_old_one(tmp_path) -> None:
         (board / name).write_bytes(os.urandom(128))
     old = tree(board)
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["qsnn.cli", "qsnn.hw.fpga", "qsnn.hw.params"])
+    ctx.set_forkserver_preload(["qsnn.cli", "qsnn.hw.fpga", "qsnn.hw.design"])
     argv = ["bitstream", str(hw), "--board", "icebreaker"]
     rng = random.Random(15)
     where = {"point": 0, "tools": 0}

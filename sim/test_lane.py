@@ -4,13 +4,15 @@ One build: a generated bench wrapper (``qsnn_lane_tb``, in ``sim_build/gen/``)
 instantiates ``qsnn_lif_lane`` once per (leak form, reset mode) of :data:`LEAKS` x
 :data:`RESETS` and membrane width of :data:`MBS`, the lanes of one width driven by the
 same ``v``/``c``/``theta``; the bench (``benches.lane_bench``, one run per width) scores
-every instance against ``golden.leak`` and ``golden.lif_run``.
+every instance against ``golden.lif_step`` and ``golden.lif_run``.
 """
 
 from __future__ import annotations
 
 import pytest
 import simlib
+
+from qsnn.export.ir import Reset
 
 SRC = simlib.rtl("qsnn_lif_lane")
 
@@ -27,7 +29,7 @@ LEAKS = [
     (1, 1, 1),
     (1, 65535, 16),
 ]
-RESETS = [0, 1, 2]  # subtract, zero, none
+RESETS = [r.code for r in Reset]  # RESET_MODE: subtract, zero, none
 CONFIGS = [(*leak, reset) for leak in LEAKS for reset in RESETS]
 
 

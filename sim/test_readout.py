@@ -18,7 +18,7 @@ def test_readout(classes, cw, sim_seed):
 def test_bad_params_fail_elaboration(params):
     res = simlib.lint(SRC, "qsnn_readout", params)
     assert res.returncode != 0
-    assert "qsnn_readout:" in res.stderr
+    assert "ERROR_qsnn_readout_" in res.stderr
 
 
 LINT_PARAMS = [

@@ -16,7 +16,7 @@ from qsnn_testutil import ROOT, TINY
 from qsnn import config
 from qsnn.cli import main
 from qsnn.errors import QsnnError
-from qsnn.export import golden, serialize
+from qsnn.export import golden, lower, serialize
 from qsnn.export.runner import export, load_run
 from qsnn.train.runner import train
 
@@ -50,6 +50,11 @@ def test_mlp_export_agreement_and_outputs(mlp_run, tmp_path) -> None:
                 "membrane_bits", "weight_bits"):
         assert key in rep
     assert all(p["equal"] for p in rep["passes"])
+    assert [p["graphs"] for p in rep["passes"]] == ["raw graph vs trained model"] + [
+        f"after {n} vs before {n}" for n, _ in lower.PASSES]
+    idle = [p["pass"] for p in rep["passes"] if p["compared"].startswith("nothing")]
+    assert idle == ["avgpool_to_sumpool", "fold_batchnorm"]  # an MLP has no pool or BN
+    assert {p["images"] for p in rep["passes"]} == {360}
     assert rep["qonnx"]["spike_mismatches"] == 0 and rep["qonnx"]["membrane_mismatches"] == 0
     for name in ("model.json", "weights.npz", "model.qonnx.onnx", "model.nir",
                  "export_report.json", "golden/vectors.npz", "golden/index.json"):
@@ -105,6 +110,25 @@ def test_bad_export_inputs(mlp_run, tmp_path, capsys) -> None:
                         capsys)
     assert code == 2 and "can overflow" in msg
     assert not out.exists() and not list(tmp_path.glob(".b.*"))
+
+
+def test_a_broken_pass_stops_the_export_naming_it(mlp_run, tmp_path, capsys,
+                                                 monkeypatch) -> None:
+    def bias_plus_one(seg):  # fold_bias whose integer bias comes out one too high
+        had = any(isinstance(n, lower.BiasAdd) for n in seg)
+        out = lower.fold_bias(seg)
+        if had:
+            out = lower._with_lif(out, offset=out[-1].offset + out[-1].unit)
+        return out
+
+    monkeypatch.setattr(lower, "PASSES", [(n, bias_plus_one if n == "fold_bias" else fn)
+                                          for n, fn in lower.PASSES])
+    code, msg = run_cli(["export", str(mlp_run), "--out", str(tmp_path / "b")], capsys)
+    assert code == 2
+    assert msg.startswith("qsnn: error: export check of pass 'fold_bias' failed (after "
+                          "fold_bias vs before fold_bias): lif0 "), msg
+    assert msg.endswith("differ first at test image 0, step 0"), msg  # the bias acts at once
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.*"))
 
 
 def test_fp32_run_and_foreign_checkpoint(tmp_path, capsys) -> None:

@@ -27,7 +27,7 @@ from qsnn import outdir
 
 KILLS = 20
 PRELOAD = ["qsnn.cli", "qsnn.train.runner", "qsnn.export.runner", "qsnn.hw.generate",
-           "qsnn.hw.params", "qsnn.train.plots", "qsnn.export.nir_export", "sklearn.datasets"]
+           "qsnn.hw.design", "qsnn.train.plots", "qsnn.export.nir_export", "sklearn.datasets"]
 # a run small enough that a trial costs well under a second
 MICRO = TINY + ["data.max_train=96", "data.max_test=24", "data.time_steps=2",
                 "train.epochs=1", "model.layers=[fc8, lif, fc10, lif]"]
@@ -115,9 +115,9 @@ def test_killed_hw_leaves_the_old_or_the_new_design(qsnn_proc, tmp_path) -> None
         shutil.copytree(pristine, out)
 
     def check() -> str:
-        from qsnn.hw.params import read_params
+        from qsnn.hw.design import Design
 
-        read_params(out)                     # a reader: finishes an interrupted swap
+        Design.load(out)                     # a reader: finishes an interrupted swap
         got = tree(out)
         assert got in (old, new), "half-written design"
         return "old" if got == old else "new"

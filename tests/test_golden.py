@@ -23,11 +23,14 @@ from qsnn.export import golden
 from qsnn.export.ir import (
     LIF,
     Conv2d,
+    Encoding,
     Flatten,
     Graph,
     InputEncoder,
+    Leak,
     Linear,
     Readout,
+    Reset,
     SumPool,
 )
 from qsnn.export.validate import validate
@@ -341,7 +344,7 @@ def _set_bits(graph: Graph, extra: list[int]) -> Graph:
 @st.composite
 def graphs_and_inputs(draw):
     """A random small valid graph (membrane_bits just large enough) and an input batch."""
-    enc = draw(st.sampled_from(["direct", "rate", "events"]))
+    enc = draw(st.sampled_from(Encoding.values()))
     side = st.sampled_from([2, 3, 4, 5, 6, 6])
     shape = (draw(st.integers(1, 2)), draw(side), draw(side))
     pmax = 1 if enc == "events" else draw(st.sampled_from([1, 3, 16, 255]))
@@ -382,10 +385,10 @@ def graphs_and_inputs(draw):
         scale = max(1, int(typical) // draw(st.sampled_from([1, 4, 16, 64])))
         theta = rng.integers(1, scale + 1, cur[0])
         bias = rng.integers(-scale, scale + 1, cur[0]) if draw(st.booleans()) else None
-        form = draw(st.sampled_from(["shift", "mult"]))
+        form = draw(st.sampled_from(Leak.values()))
         frac = draw(st.sampled_from([1, 4, 8]))
         param = draw(st.integers(1, 6)) if form == "shift" else draw(st.integers(0, 2**frac))
-        reset = draw(st.sampled_from(["subtract", "zero", "none"]))
+        reset = draw(st.sampled_from(Reset.values()))
         nodes.append(LIF(f"lif{b}", cur, form, param, frac, reset, 32, theta, bias))
         x_max = 1
     nodes.append(Readout("readout", cur[0]))
@@ -539,3 +542,26 @@ def test_run_batched_peak_memory_follows_the_estimate() -> None:
     assert chunk == 4  # 4 x 30.7 MB within the 128 MB budget
     # measured 1.02-1.15x the estimate; unchunked, 24 images take ~700 MB
     assert 0.5 * chunk * per_image < grown < 2 * (128 << 20), (grown, chunk * per_image)
+
+
+def test_lif_step_is_the_step_of_lif_run() -> None:
+    """lif_run is lif_step applied T times; bench/golden_speed.py's step-by-step baseline
+    (built on lif_step) equals the golden model with bias and zero reset too."""
+    import importlib.util
+
+    node = lif("l", (3,), [4, 4, 4], reset="zero", leak="shift", param=1, bias=[1, -2, 0])
+    cur = torch.tensor([[[5, 3, 9]], [[0, 7, -4]], [[6, 6, 6]]], dtype=torch.int64)
+    spikes, mems = golden.lif_run(node, cur, 3, static=False, record=True)
+    theta = torch.tensor([4, 4, 4])
+    u = torch.zeros(1, 3, dtype=torch.int64)
+    for t in range(3):
+        s, u = golden.lif_step(node, u, cur[t], theta, torch.tensor([1, -2, 0]))
+        assert torch.equal(s.to(torch.int8), spikes[t]) and torch.equal(u, mems[t])
+    spec = importlib.util.spec_from_file_location(
+        "golden_speed", Path(__file__).resolve().parents[1] / "bench/golden_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g = mlp(np.array([[3, -2, 1], [1, 1, 1]]), [3, 2], steps=5, reset="zero", leak="shift",
+            param=1, bias=[2, -1], pixel_max=7)
+    x = torch.randint(0, 8, (6, 1, 1, 3), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(bench.naive_counts(g, x), golden.run(g, x).counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -115,3 +116,107 @@ def test_estimate_cli(ir, capsys) -> None:
     assert main(["hw", str(ir), "--estimate", "--lanes", "2"]) == 0
     out = capsys.readouterr().out
     assert "cycles per inference" in out and "layer 0" in out
+
+
+# -- the typed design (hw/design.py) and the cores' constants (hw/cores.py) ---------------
+def test_generated_top_has_no_logic(ir, tmp_path) -> None:
+    """qsnn_top.v is ports, wires and instances: the logic lives in hw/rtl."""
+    for lanes, rt in ((4, ()), (3, "all")):
+        generate(ir, tmp_path / f"hw{lanes}", lanes=lanes, runtime_weights=rt)
+        top = (tmp_path / f"hw{lanes}/qsnn_top.v").read_text()
+        for word in ("assign", "always", "generate", "reg ", "initial", "&&", "||"):
+            assert word not in top, word
+        assert "qsnn_cycle_counter #(.WIDTH(32)) u_cycles" in top and "qsnn_top_io #(" in top
+
+
+def test_design_is_the_params_json_reader(ir, tmp_path) -> None:
+    from qsnn.hw.design import Design
+
+    params = generate(ir, tmp_path / "hw", lanes=4, runtime_weights=(0,))
+    d = Design.load(tmp_path / "hw")
+    assert d.to_params() == params
+    assert d.params_json() == (tmp_path / "hw/params.json").read_text()
+    assert d.weight_bits() == sum(p["n_in"] * p["chunks"] * p["lanes"] * p["wb"]
+                                  for p in params["layers"])
+    assert d.weight_bits(runtime=True) == 12 * 3 * 4 * 4
+    assert d.layers[0].w_bits == 12 * 3 * 16 and d.mem_files[:2] == ("l0_w.mem", "l0_theta.mem")
+    assert d.id == int(params["ir_sha256"][:8], 16)
+    assert d.weight_bytes == (tmp_path / "hw/weights.bin").stat().st_size == 12 * 3 * 2
+    d.check_fresh(ir)
+    d.check_files(d.board_sources + d.mem_files)
+
+
+def test_design_errors_are_one_line(ir, tmp_path) -> None:
+    from qsnn.hw.design import Design
+
+    hw = tmp_path / "hw"
+    with pytest.raises(QsnnError, match=f"^no generated design in {hw}: run qsnn hw {ir} "):
+        Design.load(hw, ir)
+    generate(ir, hw, lanes=4, runtime_weights=(0,))
+    good = (hw / "params.json").read_text()
+    (hw / "params.json").write_text(good[:40])
+    with pytest.raises(QsnnError, match=r"params.json is corrupt \(JSONDecodeError\)"):
+        Design.load(hw)
+    (hw / "params.json").write_text(good.replace('"lanes"', '"lanez"'))
+    with pytest.raises(QsnnError, match=r"params.json is corrupt \(no 'lanes'\): regenerate"):
+        Design.load(hw)
+    (hw / "params.json").write_text(good.replace('"lanes": 4', '"lanes": "four"'))
+    with pytest.raises(QsnnError, match=r"params.json is corrupt"):
+        Design.load(hw)
+    (hw / "params.json").write_text(good)
+    d = Design.load(hw)
+    for name in ("l1_bias.mem", "qsnn_board_io.v", "weights.bin"):
+        (hw / name).rename(tmp_path / name)
+        with pytest.raises(QsnnError, match=f"incomplete \\({name} missing\\): regenerate"):
+            d.check_files(d.board_sources + d.mem_files)
+        (tmp_path / name).rename(hw / name)
+    stale = dataclasses.replace(d, ir_sha256="0" * 64)
+    with pytest.raises(QsnnError, match=f"is stale .* run qsnn hw {ir} --lanes 4$"):
+        stale.check_fresh(ir)
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda p: p.update(lanes=True), "'lanes' is not an integer"),
+    (lambda p: p.update(lanes="4"), "'lanes' is not an integer"),
+    (lambda p: p.update(time_steps=25.0), "'time_steps' is not an integer"),
+    (lambda p: p.update(name="t\nkey: x"), "bad name"),
+    (lambda p: p.update(name="../t"), "bad name"),
+    (lambda p: p.update(ir_sha256="abc"), "'ir_sha256' is not a SHA-256"),
+    (lambda p: p.update(encoding="morse"), "unknown encoding 'morse'"),
+    (lambda p: p.update(lanes=0), "'lanes' must be positive"),
+    (lambda p: p.update(layers=[]), "'layers' is not a list of layers"),
+    (lambda p: p["layers"][1].pop("wb"), "layer 1 lacks one of"),
+    (lambda p: p["layers"][0].update(n_in=0), "layer 0 lacks one of .* a size below 1"),
+    (lambda p: p.update(runtime_weights=[7]), "'runtime_weights' is not a list of layer"),
+    (lambda p: p.update(rtl=["../../etc/x.v"]), "'rtl' is not a list of file names"),
+    (lambda p: p.update(rtl=[]), "'rtl' is not a list of file names"),
+])
+def test_hand_edited_params_json_is_one_line(ir, tmp_path, edit, problem) -> None:
+    """Every key of params.json is checked for presence, type and range on reading."""
+    from qsnn.hw.design import Design
+
+    hw = tmp_path / "hw"
+    generate(ir, hw, lanes=4)
+    params = json.loads((hw / "params.json").read_text())
+    edit(params)
+    (hw / "params.json").write_text(json.dumps(params))
+    with pytest.raises(QsnnError, match=f"params.json is corrupt \\({problem}.*\\): "
+                                        "regenerate it with qsnn hw$"):
+        Design.load(hw)
+
+
+def test_rtl_constants_are_read_from_the_cores() -> None:
+    """Python copies no RTL constant: the host's command bytes and the network bench's
+    state code come from the Verilog (a wrong parse would break the UART and trace
+    tests; here: the parser itself)."""
+    from qsnn.hw import cores, host
+
+    uart = cores.localparams("qsnn_uart_top.v")
+    assert (uart["CMD_IMAGE"], uart["CMD_WEIGHTS"], uart["CMD_INFO"]) == (
+        ord("I"), ord("W"), ord("?")) == (host.CMD_IMAGE, host.CMD_WEIGHTS, host.CMD_INFO)
+    layer = cores.localparams("qsnn_layer.v")
+    assert sorted(layer[k] for k in ("S_IDLE", "S_PROC", "S_CLEAR", "S_LOADV",
+                                     "S_UPDATE")) == [0, 1, 2, 3, 4]
+    assert "K" not in layer            # expressions are not constants
+    with pytest.raises(QsnnError, match="has no integer localparam S_NOPE"):
+        cores.localparam("qsnn_layer.v", "S_NOPE")

@@ -366,3 +366,33 @@ def test_unexpected_array_in_npz(tmp_path: Path) -> None:
     arrs["lif0.bais"] = arrs["lif0.bias"]
     _write(tmp_path, doc, arrs)
     _raises(tmp_path, r"lif0\.bais")
+
+
+# -- the contract vocabulary: enums and the shape rule ------------------------------------
+def test_enums_keep_their_spellings_and_rtl_codes() -> None:
+    import json
+
+    from qsnn.export.ir import Encoding, Leak, Reset
+
+    assert Reset.values() == ("subtract", "zero", "none")
+    assert Leak.values() == ("shift", "mult")
+    assert Encoding.values() == ("direct", "rate", "events")
+    assert Reset.ZERO == "zero" and f"{Reset.ZERO}" == "zero" and str(Leak.MULT) == "mult"
+    assert json.dumps({"r": Reset.NONE}) == '{"r": "none"}'
+    # RTL parameters: RESET_MODE, LEAK_MULT, ENC (hw/rtl/qsnn_lif_lane.v, qsnn_encoder.v)
+    assert [r.code for r in Reset] == [0, 1, 2] and Leak.MULT.code == 1
+    assert Encoding.EVENTS.code == 2
+    assert all(Reset.from_code(r.code) is r for r in Reset)
+
+
+def test_conv_and_pool_shape_rule_is_shared() -> None:
+    from qsnn.export.ir import conv_out_size, pool_out_size
+    from qsnn.train.model import parse_layers
+
+    assert conv_out_size(28, 5, 0) == 24 and conv_out_size(28, 3, 1) == 28
+    assert pool_out_size(24, 2) == 12 and pool_out_size(7, 2) == 3
+    conv = Conv2d("c", 1, 4, 5, 1, 4, np.zeros((4, 1, 5, 5), np.int8))
+    assert conv.out_shape((1, 28, 28)) == (4, 26, 26)
+    assert SumPool("p", 2).out_shape((4, 26, 26)) == (4, 13, 13)
+    spec = parse_layers(["conv4k5p1", "avgpool2", "lif", "fc10", "lif"], (1, 28, 28))
+    assert spec[1].in_ch == 4 * 13 * 13

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from reference import leak_int, lif_reference
 from snntorch import surrogate
 
+from qsnn.export.ir import Leak, Reset
 from qsnn.train.lif import LIF, beta_of, exact_leak, quantize_beta
 
 
@@ -24,7 +25,7 @@ def run_snntorch(cur: torch.Tensor, beta: float, thr: float, reset: str, grad) -
     return torch.stack(spk_rec), torch.stack(mem_rec)
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("reset", Reset.values())
 @pytest.mark.parametrize("surr", ["fast_sigmoid", "atan"])
 def test_float_mode_equals_snntorch_leaky(reset: str, surr: str) -> None:
     torch.manual_seed(1)
@@ -99,9 +100,9 @@ def test_integer_hand_cases() -> None:
     data=st.lists(st.lists(st.integers(-40, 40), min_size=3, max_size=3), min_size=1,
                   max_size=12),
     theta=st.integers(1, 30),
-    form=st.sampled_from(["shift", "mult"]),
+    form=st.sampled_from(Leak.values()),
     beta=st.sampled_from([0.5, 0.75, 0.9, 0.974, 1.0]),
-    reset=st.sampled_from(["subtract", "zero", "none"]),
+    reset=st.sampled_from(Reset.values()),
 )
 def test_integer_mode_matches_reference(data, theta, form, beta, reset) -> None:
     cur = torch.tensor(data, dtype=torch.float32)
@@ -157,7 +158,7 @@ def autograd_lif(cur, theta, beta, steps, static, reset, form, unit, surr, slope
 
 @pytest.mark.parametrize("mode", ["float", "int"])
 @pytest.mark.parametrize("static", [True, False])
-@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("reset", Reset.values())
 @pytest.mark.parametrize("surr", ["fast_sigmoid", "atan"])
 def test_hand_written_bptt_matches_autograd(mode, static, reset, surr) -> None:
     torch.manual_seed(3)

@@ -206,11 +206,15 @@ def test_older_outputs_without_marker_are_recognised(tmp_path) -> None:
     (exp / "export_report.json").unlink()       # an IR written by hand: not ours
     assert "no .qsnn-output.json" in outdir.recognise(exp, "export")
     hw = tmp_path / "hw"
-    (hw / "sim_build").mkdir(parents=True)
-    (hw / "icebreaker").mkdir()
-    for name in ("params.json", "qsnn_top.v", "qsnn_layer.v", "fc0_w.mem", "sim_report.json"):
+    for sub in ("sim_build", "sim_run", "icebreaker", "ulx3s"):   # qsnn verify, bitstream
+        (hw / sub).mkdir(parents=True)
+    for name in ("params.json", "qsnn_top.v", "qsnn_layer.v", "fc0_w.mem", "sim_report.json",
+                 ".orangecrab.qsnn-lock"):
         (hw / name).write_text("x")
     assert outdir.recognise(hw, "hw") is None
+    (hw / "de10nano").mkdir()                   # not a board of qsnn.hw.fpga.BOARDS
+    assert "did not write (de10nano)" in outdir.recognise(hw, "hw")
+    (hw / "de10nano").rmdir()
     outdir.write_marker(hw, "hw")
     assert "qsnn hw" in outdir.recognise(hw, "export")
 

@@ -15,11 +15,14 @@ from qsnn.export import golden
 from qsnn.export.ir import (
     LIF,
     Conv2d,
+    Encoding,
     Flatten,
     Graph,
     InputEncoder,
+    Leak,
     Linear,
     Readout,
+    Reset,
     SumPool,
 )
 from qsnn.export.validate import validate
@@ -132,7 +135,7 @@ def test_tightness_integrator(steps: int, frac: int) -> None:
 @st.composite
 def graphs(draw):
     """A random small graph with 32-bit membranes (no saturation)."""
-    enc = draw(st.sampled_from(["direct", "rate", "events"]))
+    enc = draw(st.sampled_from(Encoding.values()))
     side = st.sampled_from([2, 3, 4, 5, 6, 6])
     shape = (draw(st.integers(1, 2)), draw(side), draw(side))
     pmax = 1 if enc == "events" else draw(st.sampled_from([1, 7, 255]))
@@ -174,14 +177,14 @@ def graphs(draw):
         scale = max(1, x_max * pool * pool * lim * w[0].size // draw(st.sampled_from([1, 4, 32])))
         theta = rng.integers(1, scale + 1, cur[0])
         bias = rng.integers(-scale, scale + 1, cur[0]) if draw(st.booleans()) else None
-        form = draw(st.sampled_from(["shift", "mult"]))
+        form = draw(st.sampled_from(Leak.values()))
         frac = draw(st.sampled_from([1, 4, 8]))
         if form == "shift":
             param = draw(st.integers(1, 8))
         else:
             param = draw(st.sampled_from([0, 1, 2**frac - 1, 2**frac, None]))
             param = draw(st.integers(0, 2**frac)) if param is None else param
-        reset = draw(st.sampled_from(["subtract", "zero", "none"]))
+        reset = draw(st.sampled_from(Reset.values()))
         nodes.append(LIF(f"lif{b}", cur, form, param, frac, reset, 32, theta, bias))
         x_max = 1
     nodes.append(Readout("readout", cur[0]))

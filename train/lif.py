@@ -31,6 +31,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from qsnn.export.ir import Leak, Reset
 from qsnn.train.surrogate import surrogate_backward
 
 MAX_THETA_INT = 2**20
@@ -43,7 +44,7 @@ def ste(value: Tensor, proxy: Tensor) -> Tensor:
 
 def quantize_beta(beta: float, leak: str, frac_bits: int) -> int:
     """Integer leak parameter: shift ``k`` (beta ~ 1 - 2^-k) or multiplier ``m`` (m / 2^F)."""
-    if leak == "mult":
+    if leak == Leak.MULT:
         return int(min(max(round(beta * 2**frac_bits), 0), 2**frac_bits))
     if beta >= 1.0:
         return 30
@@ -52,12 +53,12 @@ def quantize_beta(beta: float, leak: str, frac_bits: int) -> int:
 
 def beta_of(leak: str, param: int, frac_bits: int) -> float:
     """Effective beta of an integer leak parameter."""
-    return param / 2**frac_bits if leak == "mult" else 1.0 - 2.0**-param
+    return param / 2**frac_bits if leak == Leak.MULT else 1.0 - 2.0**-param
 
 
 def exact_leak(u: Tensor, leak: str, param: int, frac_bits: int) -> Tensor:
     """Integer leak of an integer-valued tensor: floor arithmetic, exact in float32."""
-    if leak == "mult":
+    if leak == Leak.MULT:
         return u.mul(param / 2**frac_bits).floor_()
     return u - u.mul(2.0**-param).floor_()
 
@@ -72,10 +73,10 @@ class LIF(nn.Module):
         *,
         learn_beta: bool = False,
         learn_threshold: bool = False,
-        reset: str = "subtract",
+        reset: str = Reset.SUBTRACT.value,
         surrogate: str = "fast_sigmoid",
         slope: float = 25.0,
-        leak: str = "mult",
+        leak: str = Leak.MULT.value,
         leak_frac_bits: int = 8,
     ) -> None:
         super().__init__()
@@ -158,11 +159,11 @@ class _LIFSequence(torch.autograd.Function):
         u = torch.zeros_like(mems[0])
         for t in range(steps):
             # r[t] = (U[t-1] > theta) = S[t-1]; r[0] = 0 because U[-1] = 0 < theta.
-            reset = spikes[t - 1] if (t > 0 and lif.reset != "none") else None
-            if reset is not None and lif.reset == "zero":
+            reset = spikes[t - 1] if (t > 0 and lif.reset != Reset.NONE) else None
+            if reset is not None and lif.reset == Reset.ZERO:
                 u = (1 - reset) * u
             u = torch.add(leak(u), inputs[t], out=mems[t])
-            if reset is not None and lif.reset == "subtract":
+            if reset is not None and lif.reset == Reset.SUBTRACT:
                 u.sub_(reset * theta)  # r * theta is theta or exactly 0
             torch.gt(u, theta, out=spikes[t])
         ctx.save_for_backward(mems, spikes, theta, beta)
@@ -194,17 +195,17 @@ class _LIFSequence(torch.autograd.Function):
             else:
                 g = g_cur[t].copy_(g_x) if carry is None else torch.add(g_x, carry, out=g_cur[t])
             prev = mems[t - 1] if t > 0 else None
-            r = spikes[t - 1] if (prev is not None and lif.reset != "none") else None
+            r = spikes[t - 1] if (prev is not None and lif.reset != Reset.NONE) else None
             if want_theta:
                 g_theta.sub_(g_x)
-                if r is not None and lif.reset == "subtract":
+                if r is not None and lif.reset == Reset.SUBTRACT:
                     g_theta.addcmul_(r, g, value=-1.0)
             if prev is None:
                 break
-            v = (1 - r) * prev if lif.reset == "zero" else prev
+            v = (1 - r) * prev if lif.reset == Reset.ZERO else prev
             if want_beta:
                 g_beta += g * v
-            carry = g * d_leak if lif.reset != "zero" else g * d_leak * (1 - r)
+            carry = g * d_leak if lif.reset != Reset.ZERO else g * d_leak * (1 - r)
         if want_theta:
             g_theta = _reduce_to(g_theta, theta.shape)
         if want_beta:

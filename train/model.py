@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from qsnn.config import RunConfig
 from qsnn.errors import QsnnError
+from qsnn.export.ir import Encoding, conv_out_size, pool_out_size
 from qsnn.lfsr import rate_spikes, rate_table
 from qsnn.train.layers import Block, BlockSpec
 from qsnn.train.lif import LIF
@@ -72,7 +73,7 @@ def parse_layers(tokens: list[str], input_shape: tuple[int, ...]) -> list[BlockS
                     raise QsnnError(f"config key 'model.layers': '{tok}' needs a C,H,W input")
                 m = re.match(r"conv(\d+)k(\d+)(?:p(\d+))?$", tok)
                 out, k, p = int(m[1]), int(m[2]), int(m[3] or 0)
-                h, w = shape[1] + 2 * p - k + 1, shape[2] + 2 * p - k + 1
+                h, w = conv_out_size(shape[1], k, p), conv_out_size(shape[2], k, p)
                 if h < 1 or w < 1:
                     raise QsnnError(f"config key 'model.layers': '{tok}' is larger than its input")
                 cur = dict(tok=tok, kind="conv", in_ch=shape[0], out_ch=out, kernel=k, padding=p)
@@ -88,7 +89,7 @@ def parse_layers(tokens: list[str], input_shape: tuple[int, ...]) -> list[BlockS
             if cur["kind"] != "conv" or shape[1] % k or shape[2] % k or cur.get("bn"):
                 raise QsnnError(f"config key 'model.layers': '{tok}' does not fit its conv output")
             cur["pool"] = k
-            shape = (shape[0], shape[1] // k, shape[2] // k)
+            shape = (shape[0], pool_out_size(shape[1], k), pool_out_size(shape[2], k))
         elif tok == "bn":
             cur["bn"] = True
         elif tok == "lif":
@@ -124,14 +125,14 @@ class QSNN(nn.Module):
                 reset=m.reset, surrogate=m.surrogate, slope=m.slope, leak=m.leak,
                 leak_frac_bits=m.leak_frac_bits,
             )
-            in_scale = 1.0 / pixel_max if (i == 0 and d.encoding == "direct") else 1.0
+            in_scale = 1.0 / pixel_max if (i == 0 and d.encoding == Encoding.DIRECT) else 1.0
             blocks.append(Block(
                 spec, lif, bits=cfg.weight_bits, per_channel=m.per_channel,
                 hardware_aware=cfg.hardware_aware, bias=m.bias, in_scale=in_scale,
                 dropout=m.dropout,
             ))
         self.blocks = nn.ModuleList(blocks)
-        if d.encoding == "rate":
+        if d.encoding == Encoding.RATE:
             pixels = 1
             for s in input_shape:
                 pixels *= s
@@ -139,10 +140,10 @@ class QSNN(nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, bool]:
         """Network input from an integer batch: (tensor, static?)."""
-        if self.encoding == "direct":
+        if self.encoding == Encoding.DIRECT:
             xf = x.to(torch.float32)
             return (xf if self.hardware_aware else xf / self.pixel_max), True
-        if self.encoding == "rate":
+        if self.encoding == Encoding.RATE:
             spk = rate_spikes(x.flatten(1), self.rate_table, self.pixel_max)
             return spk.reshape(self.steps, x.shape[0], *x.shape[1:]), False
         if x.dim() != 5 or x.shape[1] != self.steps:

@@ -27,8 +27,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
+from qsnn.hw.cores import localparam
+
 PERIOD_NS = 10
-UPDATE = 4  # qsnn_layer's S_UPDATE state code
+UPDATE = localparam("qsnn_layer.v", "S_UPDATE")  # the update pass's pipeline kind code
 
 
 async def reset(dut) -> None:

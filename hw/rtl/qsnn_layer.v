@@ -1,13 +1,26 @@
-// qsnn_layer: one fully connected LIF layer, time-multiplexed over P lanes (docs/hardware.md).
+// qsnn_layer: one LIF layer, fully connected or convolutional, time-multiplexed over P lanes
+// (docs/hardware.md).
 //
-// Memories (K = ceil(N/P) chunks of P neurons, lane 0 in the low bits of every word):
+// Fully connected (H_IN = W_IN = KS = KP = 1, the defaults): N_IN inputs, N neurons.
+// Convolutional: input map N_IN x H_IN x W_IN, N output channels, kernel KS, padding PAD,
+// sum pool KP (a power of two dividing the conv map) fused into the kernel (FUSED = 1:
+// kernel KS+KP-1 at stride KP, the weights Wf of docs/spec.md §1a) or as an address map
+// (FUSED = 0: kernel KS, KP*KP positions per pooled neuron); neurons (o, Y, X) of the
+// HO x WO LIF map; stage 0 from qsnn_conv_addr (docs/hardware.md "Convolution engine").
+// The event index is the packed coordinate {c, y, x} (a size-1 dimension has no bits, so
+// a fully connected layer sees the input index j). C_RAM = 0 drops the C memory (C = the
+// bias word: hidden layers, which never take to_c events).
+//
+// Memories (G = ceil(N/P) channel groups, K = HO*WO*G chunks of P neurons (fully
+// connected: K = G), lane 0 in the low bits of every word):
 //   W      [N_IN*K] x P*WB   word j*K + c = W[c*P + p][j]   ROM ($readmemh W_FILE) when
 //                            W_RUNTIME = 0; else RAM written through the load port
 //                            (wl_we, wl_addr, wl_data) while the layer is idle
-//   theta  [K]      x P*MB                                  ($readmemh TH_FILE)
-//   bias   [K]      x P*MB                                  ($readmemh B_FILE)
-//   C RAM  [K]      x P*MB   constant current (bias + direct-input MAC)
-//   V RAM  [K]      x P*MB   membrane accumulator
+//          conv: [N_IN*KE*KE*G], word ((c*KE + u)*KE + v)*G + g = Wx[g*P + p, c, u, v]
+//   theta  [G]      x P*MB                                  ($readmemh TH_FILE)
+//   bias   [G]      x P*MB                                  ($readmemh B_FILE)
+//   C RAM  [K]      x P*MB   constant current (bias + direct-input MAC; C_RAM = 1)
+//   V RAM  [K]      x P*MB   membrane accumulator; conv: word (Y*WO + X)*G + g
 // Commands (one-cycle pulses while idle):
 //   cmd_clear : C[c] <- bias[c], V[c] <- bias[c]             busy K + ACC_DRAIN cycles
 //   cmd_loadv : V[c] <- C[c]                                 busy K + ACC_DRAIN cycles
@@ -17,9 +30,11 @@
 //                                                            busy K + UPD_DRAIN cycles
 // Events (valid/ready, accepted while idle): index j, value v, to_c:
 //   to_c = 0: V[c] += v * W[.][j]   to_c = 1: C[c] += v * W[.][j]   (K cycles per event)
+//   conv: every chunk of qsnn_conv_addr's sequence (nY*nX*G cycles per event)
 //
 // Pipeline (one chunk per cycle):
 //   stage 0  control: chunk counter, W address j*K + c from registered j and c
+//            (conv: chunk, group and W address registers of qsnn_conv_addr)
 //   stage 1  W word out of its RAM -> register; update/clear/loadv: C/V/theta/bias read
 //   stage 2  accumulate: products v * W -> register, C/V read issued;
 //            update: lanes' cycle 0; clear/loadv: write
@@ -45,6 +60,13 @@ module qsnn_layer #(
     parameter integer FRAC_BITS = 8,
     parameter integer RESET_MODE = 0,
     parameter integer W_RUNTIME = 0,
+    parameter integer H_IN = 1,
+    parameter integer W_IN = 1,
+    parameter integer KS = 1,
+    parameter integer PAD = 0,
+    parameter integer KP = 1,
+    parameter integer FUSED = 1,
+    parameter integer C_RAM = 1,
     parameter W_FILE = "w.mem",
     parameter TH_FILE = "theta.mem",
     parameter B_FILE = "bias.mem"
@@ -57,23 +79,48 @@ module qsnn_layer #(
     output wire busy,
     input  wire ev_valid,
     output wire ev_ready,
-    input  wire [((N_IN > 1) ? $clog2(N_IN) : 1)-1:0] ev_index,
+    input  wire [((((N_IN > 1) ? $clog2(N_IN) : 0) + ((H_IN > 1) ? $clog2(H_IN) : 0)
+                   + ((W_IN > 1) ? $clog2(W_IN) : 0)) > 0
+                  ? (((N_IN > 1) ? $clog2(N_IN) : 0) + ((H_IN > 1) ? $clog2(H_IN) : 0)
+                     + ((W_IN > 1) ? $clog2(W_IN) : 0)) : 1)-1:0] ev_index,
     input  wire [VB-1:0] ev_value,
     input  wire ev_to_c,
     output reg  spk_valid,
-    output reg  [((((N + P - 1) / P) > 1) ? $clog2((N + P - 1) / P) : 1)-1:0] spk_chunk,
+    output reg  [(((((H_IN + 2 * PAD - KS + 1) / KP) * ((W_IN + 2 * PAD - KS + 1) / KP)
+                    * ((N + P - 1) / P)) > 1)
+                  ? $clog2(((H_IN + 2 * PAD - KS + 1) / KP) * ((W_IN + 2 * PAD - KS + 1) / KP)
+                           * ((N + P - 1) / P)) : 1)-1:0] spk_chunk,
     output reg  [P-1:0] spk_mask,
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire wl_we,       // load port (W_RUNTIME = 1 only)
-    input  wire [(((N_IN * ((N + P - 1) / P)) > 1) ? $clog2(N_IN * ((N + P - 1) / P)) : 1)-1:0] wl_addr,
+    input  wire [(((N_IN * ((FUSED != 0) ? KS + KP - 1 : KS) * ((FUSED != 0) ? KS + KP - 1 : KS)
+                    * ((N + P - 1) / P)) > 1)
+                  ? $clog2(N_IN * ((FUSED != 0) ? KS + KP - 1 : KS)
+                           * ((FUSED != 0) ? KS + KP - 1 : KS) * ((N + P - 1) / P)) : 1)-1:0]
+                 wl_addr,
     input  wire [P*WB-1:0] wl_data
     /* verilator lint_on UNUSEDSIGNAL */
 );
-    localparam integer K = (N + P - 1) / P;
+    localparam integer G = (N + P - 1) / P;                // channel groups
+    localparam integer GW = (G > 1) ? $clog2(G) : 1;
+    localparam integer CONV = (H_IN != 1 || W_IN != 1 || KS != 1 || KP != 1) ? 1 : 0;
+    localparam integer HC = H_IN + 2 * PAD - KS + 1;        // conv map
+    localparam integer WC = W_IN + 2 * PAD - KS + 1;
+    localparam integer HO = HC / KP;                         // LIF map
+    localparam integer WO = WC / KP;
+    /* verilator lint_off UNUSEDPARAM */
+    localparam integer KE = (FUSED != 0) ? KS + KP - 1 : KS; // engine kernel, stride, DIV
+    localparam integer SE = (FUSED != 0) ? KP : 1;
+    localparam integer DIV = (FUSED != 0) ? 1 : KP;
+    localparam integer K = HO * WO * G;                      // chunks (membrane words)
     localparam integer KW = (K > 1) ? $clog2(K) : 1;
-    localparam integer WD = N_IN * K;
+    localparam integer WD = N_IN * KE * KE * G;
     localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
     localparam integer IW = (N_IN > 1) ? $clog2(N_IN) : 1;
+    localparam integer EWS = ((N_IN > 1) ? $clog2(N_IN) : 0) + ((H_IN > 1) ? $clog2(H_IN) : 0)
+                             + ((W_IN > 1) ? $clog2(W_IN) : 0);
+    localparam integer EW = (EWS > 0) ? EWS : 1;            // event index {c, y, x}
+    /* verilator lint_on UNUSEDPARAM */
     localparam integer PB = VB + WB + 1;                   // product bits
     localparam integer AB = ((MB > PB) ? MB : PB) + 1;     // adder bits
     localparam signed [MB-1:0] MAXV = (1 <<< (MB - 1)) - 1;
@@ -84,16 +131,44 @@ module qsnn_layer #(
 
     generate
         if (P < 1 || N < 1 || N_IN < 1) begin : g_bad_size
-            $error("qsnn_layer: N, N_IN and P must be >= 1");
+            // N, N_IN and P must be >= 1
+            ERROR_qsnn_layer_N_N_IN_and_P_must_be_at_least_1 u_error ();
         end
         if (WB < 2 || WB > 8) begin : g_bad_wb
-            $error("qsnn_layer: WB must be 2..8");
+            // WB must be 2..8
+            ERROR_qsnn_layer_WB_must_be_2_to_8 u_error ();
         end
         if (VB < 1 || VB > 16) begin : g_bad_vb
-            $error("qsnn_layer: VB must be 1..16");
+            // VB must be 1..16
+            ERROR_qsnn_layer_VB_must_be_1_to_16 u_error ();
         end
         if (W_RUNTIME < 0 || W_RUNTIME > 1) begin : g_bad_wr
-            $error("qsnn_layer: W_RUNTIME must be 0 or 1");
+            // W_RUNTIME must be 0 or 1
+            ERROR_qsnn_layer_W_RUNTIME_must_be_0_or_1 u_error ();
+        end
+        if (H_IN < 1 || W_IN < 1 || KS < 1 || KP < 1) begin : g_bad_geom
+            // H_IN, W_IN, KS and KP must be >= 1
+            ERROR_qsnn_layer_H_IN_W_IN_KS_and_KP_must_be_at_least_1 u_error ();
+        end
+        if (PAD < 0 || PAD > KS - 1) begin : g_bad_pad
+            // PAD must be 0..KS-1
+            ERROR_qsnn_layer_PAD_must_be_0_to_KS_minus_1 u_error ();
+        end
+        if (HC < 1 || WC < 1) begin : g_bad_kernel
+            // KS larger than the padded input map
+            ERROR_qsnn_layer_KS_larger_than_the_padded_input_map u_error ();
+        end
+        if ((KP & (KP - 1)) != 0) begin : g_bad_kp
+            // KP must be a power of two
+            ERROR_qsnn_layer_KP_must_be_a_power_of_two u_error ();
+        end
+        if (HC % KP != 0 || WC % KP != 0) begin : g_bad_pool
+            // KP must divide the conv map
+            ERROR_qsnn_layer_KP_must_divide_the_conv_map u_error ();
+        end
+        if (FUSED < 0 || FUSED > 1 || C_RAM < 0 || C_RAM > 1) begin : g_bad_flags
+            // FUSED and C_RAM must be 0 or 1
+            ERROR_qsnn_layer_FUSED_and_C_RAM_must_be_0_or_1 u_error ();
         end
     endgenerate
 
@@ -116,9 +191,8 @@ module qsnn_layer #(
         end
     endgenerate
 
-    reg [P*MB-1:0] thmem [0:K-1];
-    reg [P*MB-1:0] bmem [0:K-1];
-    reg [P*MB-1:0] cmem [0:K-1];
+    reg [P*MB-1:0] thmem [0:G-1];
+    reg [P*MB-1:0] bmem [0:G-1];
     reg [P*MB-1:0] vmem [0:K-1];
     initial begin
         $readmemh(TH_FILE, thmem);
@@ -132,20 +206,24 @@ module qsnn_layer #(
 
     // ---- control (stage 0) ---------------------------------------------------------
     reg [2:0]    state;
-    reg [KW-1:0] chunk;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [KW-1:0] chunk;         // fully connected: chunk counter (conv: qsnn_conv_addr)
+    reg [IW-1:0] ev_j;          // fully connected: the event's input index, registered
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [VB-1:0] ev_v;
     reg          ev_c;
-    reg [IW-1:0] ev_j;          // the event's input index, registered at accept
-    /* verilator lint_off WIDTH */
-    assign w_ra = ev_j * K + chunk;   // registered inputs only (the event's index is kept)
-    /* verilator lint_on WIDTH */
+    wire [KW-1:0] issue;        // chunk issued this cycle
+    wire         last;          // ... is the pass's or the event's last one
+    wire [GW-1:0] grp;          // conv: its channel group
     // stage registers p1 .. p4 (stage n holds the chunk issued n cycles ago)
     reg          p1_valid, p2_valid, p3_valid, p4_valid;
     reg [2:0]    p1_kind, p2_kind, p3_kind, p4_kind;
     reg [KW-1:0] p1_chunk, p2_chunk, p3_chunk, p4_chunk;
     reg [VB-1:0] p1_v, p2_v;
     reg          p1_c, p2_c, p3_c, p4_c;
-    wire last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [GW-1:0] p1_g;          // conv: theta/bias word of the chunk in stage 1
+    /* verilator lint_on UNUSEDSIGNAL */
     wire accept = ev_valid && ev_ready;
     // an update/clear/loadv write still in flight (accumulates are forwarded instead)
     wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
@@ -153,6 +231,26 @@ module qsnn_layer #(
     assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update && !draining)
                       || (state == S_PROC && last);
     assign busy = (state != S_IDLE) || p1_valid || p2_valid || p3_valid || p4_valid;
+
+    generate
+        if (CONV == 0) begin : g_fc
+            // W address j*K + chunk from the registered event index and the chunk counter
+            assign issue = chunk;
+            assign last = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
+            /* verilator lint_off WIDTH */
+            assign w_ra = ev_j * K + chunk;
+            /* verilator lint_on WIDTH */
+            assign grp = {GW{1'b0}};
+        end else begin : g_conv
+            qsnn_conv_addr #(
+                .H(H_IN), .W(W_IN), .PAD(PAD), .KE(KE), .SE(SE), .DIV(DIV),
+                .HO(HO), .WO(WO), .G(G), .EW(EW), .MAW(KW), .WAW(WAW), .GW(GW)
+            ) u_addr (
+                .clk(clk), .rst(rst), .load(accept), .adv(state != S_IDLE && !last),
+                .ev_index(ev_index), .chunk(issue), .g(grp), .waddr(w_ra), .last(last)
+            );
+        end
+    endgenerate
 
     // S_IDLE accepts an event (issued from the next cycle) or a command; S_PROC issues one
     // chunk per cycle and accepts the next event while issuing its last chunk.
@@ -174,8 +272,8 @@ module qsnn_layer #(
             p4_valid <= p3_valid;
             if (accept) begin
                 ev_v <= ev_value;
-                ev_c <= ev_to_c;
-                ev_j <= ev_index;
+                ev_c <= ev_to_c && (C_RAM != 0);
+                ev_j <= ev_index[IW-1:0];
             end
             if (state == S_IDLE) begin
                 chunk <= {KW{1'b0}};
@@ -191,7 +289,8 @@ module qsnn_layer #(
             end
         end
         p1_kind <= state;
-        p1_chunk <= chunk;
+        p1_chunk <= issue;
+        p1_g <= grp;
         p1_v <= ev_v;
         p1_c <= ev_c;
         p2_kind <= p1_kind;
@@ -223,14 +322,22 @@ module qsnn_layer #(
     wire p2_proc = p2_valid && p2_kind == S_PROC;
     // the passes never overlap: while an accumulate is in stage 2, stage 1 holds none else
     wire [KW-1:0] ra = p2_proc ? p2_chunk : p1_chunk;
+    // theta/bias word: the chunk (fully connected, G = K) or its group (conv; read for
+    // update/clear/loadv only, which are in stage 1)
+    /* verilator lint_off WIDTH */
+    wire [GW-1:0] gra = (CONV != 0) ? p1_g : ra;
+    /* verilator lint_on WIDTH */
+    // C RAM (C_RAM = 0: never written nor used, synthesis removes it; C = the bias word)
+    reg  [P*MB-1:0] cmem [0:K-1];
     always @(posedge clk) begin
-        th_rd <= thmem[ra];
-        b_rd  <= bmem[ra];
+        th_rd <= thmem[gra];
+        b_rd  <= bmem[gra];
         c_rd  <= cmem[ra];
         v_rd  <= vmem[ra];
-        if (c_we) cmem[wa] <= c_wd;
+        if (c_we && C_RAM != 0) cmem[wa] <= c_wd;
         if (v_we) vmem[wa] <= v_wd;
     end
+    wire [P*MB-1:0] c_cur = (C_RAM != 0) ? c_rd : b_rd;
 
     // forwarding selects for the stage-3 accumulate, registered one cycle ahead:
     //   sel_s4 : the chunk in stage 4 next cycle is the one stage 3 will add to (K = 1)
@@ -255,7 +362,7 @@ module qsnn_layer #(
     end
 
     // ---- stage 3: accumulate sum; stage 4: saturate; stages 2-4: lanes -----------------
-    wire [P*MB-1:0] acc_ram = p3_c ? c_rd : v_rd;
+    wire [P*MB-1:0] acc_ram = p3_c ? c_cur : v_rd;
     wire [P*MB-1:0] acc_in = sel_s4 ? acc_wd : (sel_fwd ? fwd_data : acc_ram);
     reg  [P*AB-1:0] sum4;
     wire [P*MB-1:0] upd_v;
@@ -276,7 +383,7 @@ module qsnn_layer #(
                 .MB(MB), .LEAK_MULT(LEAK_MULT), .LEAK_PARAM(LEAK_PARAM),
                 .FRAC_BITS(FRAC_BITS), .RESET_MODE(RESET_MODE)
             ) u_lane (
-                .clk(clk), .v(v_rd[g*MB +: MB]), .c(c_rd[g*MB +: MB]),
+                .clk(clk), .v(v_rd[g*MB +: MB]), .c(c_cur[g*MB +: MB]),
                 .theta(th_rd[g*MB +: MB]), .s(upd_s[g]), .v_next(upd_v[g*MB +: MB])
             );
         end
@@ -291,7 +398,7 @@ module qsnn_layer #(
         wa = (wr_upd || wr_acc) ? p4_chunk : p2_chunk;
         c_wd = ({(P*MB){wr_acc}} & acc_wd) | ({(P*MB){wr_clr}} & b_rd);
         v_wd = ({(P*MB){wr_upd}} & upd_v) | ({(P*MB){wr_acc}} & acc_wd)
-               | ({(P*MB){wr_clr}} & b_rd) | ({(P*MB){wr_ldv}} & c_rd);
+               | ({(P*MB){wr_clr}} & b_rd) | ({(P*MB){wr_ldv}} & c_cur);
     end
 
     always @(posedge clk) begin

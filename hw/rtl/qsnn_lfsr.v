@@ -15,11 +15,13 @@ module qsnn_lfsr #(
 );
     localparam [31:0] TAPS = 32'h80200003;
 
-    // Elaboration-time check: a bare $error in a generate block is an elaboration
-    // system task (Verilator: %Warning-USERERROR, fatal unless -Wno-fatal; Yosys: ERROR).
+    // Parameter check (Verilog-2005, docs/hardware.md): an illegal value elaborates an
+    // instance of a module that does not exist, named after the rule, so Verilator,
+    // Icarus and Yosys all stop with that name in the error.
     generate
         if (SEED == 32'd0) begin : g_bad_seed
-            $error("qsnn_lfsr: SEED must be nonzero (0 is the LFSR lock-up state)");
+            // SEED must be nonzero (0 is the LFSR lock-up state)
+            ERROR_qsnn_lfsr_SEED_must_be_nonzero u_error ();
         end
     endgenerate
 

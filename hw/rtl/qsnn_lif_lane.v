@@ -31,17 +31,21 @@ module qsnn_lif_lane #(
 
     generate
         if (MB < 2 || MB > 32) begin : g_bad_mb
-            $error("qsnn_lif_lane: MB must be 2..32");
+            // MB must be 2..32
+            ERROR_qsnn_lif_lane_MB_must_be_2_to_32 u_error ();
         end
         if (RESET_MODE < 0 || RESET_MODE > 2) begin : g_bad_reset
-            $error("qsnn_lif_lane: RESET_MODE must be 0, 1 or 2");
+            // RESET_MODE must be 0, 1 or 2
+            ERROR_qsnn_lif_lane_RESET_MODE_must_be_0_1_or_2 u_error ();
         end
         if (LEAK_MULT != 0 && (FRAC_BITS < 1 || FRAC_BITS > 16
                                || LEAK_PARAM < 0 || LEAK_PARAM > (1 << FRAC_BITS))) begin : g_bad_m
-            $error("qsnn_lif_lane: mult leak needs 1 <= F <= 16 and 0 <= m <= 2^F");
+            // mult leak needs 1 <= F <= 16 and 0 <= m <= 2^F
+            ERROR_qsnn_lif_lane_mult_leak_needs_F_1_to_16_and_m_0_to_2_pow_F u_error ();
         end
         if (LEAK_MULT == 0 && (LEAK_PARAM < 1 || LEAK_PARAM > 30)) begin : g_bad_k
-            $error("qsnn_lif_lane: shift leak needs 1 <= k <= 30");
+            // shift leak needs 1 <= k <= 30
+            ERROR_qsnn_lif_lane_shift_leak_needs_k_1_to_30 u_error ();
         end
     endgenerate
 

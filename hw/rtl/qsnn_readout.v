@@ -30,10 +30,12 @@ module qsnn_readout #(
 
     generate
         if (CLASSES < 1 || CLASSES > 256) begin : g_bad_classes
-            $error("qsnn_readout: CLASSES must be 1..256");
+            // CLASSES must be 1..256
+            ERROR_qsnn_readout_CLASSES_must_be_1_to_256 u_error ();
         end
         if (CW < 1 || CW > 16) begin : g_bad_cw
-            $error("qsnn_readout: CW must be 1..16");
+            // CW must be 1..16
+            ERROR_qsnn_readout_CW_must_be_1_to_16 u_error ();
         end
     endgenerate
 

@@ -38,7 +38,8 @@ module qsnn_sequencer #(
 
     generate
         if (L < 1 || T < 1) begin : g_bad
-            $error("qsnn_sequencer: L and T must be >= 1");
+            // L and T must be >= 1
+            ERROR_qsnn_sequencer_L_and_T_must_be_at_least_1 u_error ();
         end
     endgenerate
 

@@ -21,7 +21,8 @@ module qsnn_uart_rx #(
 );
     generate
         if (CLKS_PER_BIT < 4) begin : g_bad_cpb
-            $error("qsnn_uart_rx: CLKS_PER_BIT must be >= 4");
+            // CLKS_PER_BIT must be >= 4
+            ERROR_qsnn_uart_rx_CLKS_PER_BIT_must_be_at_least_4 u_error ();
         end
     endgenerate
 

@@ -26,7 +26,8 @@ module qsnn_wload #(
 
     generate
         if (WD < 1 || WBITS < 1) begin : g_bad
-            $error("qsnn_wload: WD and WBITS must be >= 1");
+            // WD and WBITS must be >= 1
+            ERROR_qsnn_wload_WD_and_WBITS_must_be_at_least_1 u_error ();
         end
     endgenerate
 

@@ -13,6 +13,10 @@ ev_valid && ev_ready, ready random) must be exactly
   their pixels at the rate compare's edge (r * PIXEL_MAX == p * 256) for one step;
 * ENC = 2 (events): the 1-bits of frame t (``golden.encode``).
 
+With H x W > 1 (a convolutional first layer) the image is (N_IN/(H·W), H, W) and every
+event's index is the packed coordinate {c, y, x} of pixel j (``golden.encode`` on that
+shape; the rate LFSR steps once per real pixel).
+
 ev_valid/ev_index/ev_value/ev_to_c hold until accepted; with ev_ready high a scan takes
 one cycle per pixel plus one (``busy``).
 """
@@ -25,10 +29,8 @@ from cocotb.triggers import FallingEdge
 
 from benches.common import params, rng, seed, start
 from qsnn.export import golden
-from qsnn.export.ir import Graph, InputEncoder
+from qsnn.export.ir import Encoding, Graph, InputEncoder
 from qsnn.lfsr import rate_spikes, rate_table
-
-ENC_NAMES = ("direct", "rate", "events")
 
 
 class Enc:
@@ -38,10 +40,12 @@ class Enc:
         self.n_in, self.t = int(hp["N_IN"]), int(hp["T"])
         self.enc, self.pmax = int(hp["ENC"]), int(hp["PIXEL_MAX"])
         self.vb, self.lfsr_seed = int(hp["VB"]), int(hp["LFSR_SEED"])
+        self.h, self.w = int(hp.get("H", 1)), int(hp.get("W", 1))
+        self.shape = (self.n_in // (self.h * self.w), self.h, self.w)
         self.graph = Graph(
             name="enc", time_steps=self.t,
-            input=InputEncoder(name="input", encoding=ENC_NAMES[self.enc],
-                               shape=(1, 1, self.n_in), pixel_max=self.pmax,
+            input=InputEncoder(name="input", encoding=Encoding.from_code(self.enc).value,
+                               shape=self.shape, pixel_max=self.pmax,
                                lfsr_seed=self.lfsr_seed),
             nodes=())
         self.cycle = 0
@@ -57,25 +61,34 @@ class Enc:
         await FallingEdge(self.dut.clk)
         self.cycle += 1
 
+    def index(self, j: int) -> int:
+        """ev_index of pixel j: j, or with H·W > 1 the packed {c, y, x} of its (C, H, W)."""
+        if self.h * self.w == 1:
+            return j
+        yw, xw = (self.h - 1).bit_length(), (self.w - 1).bit_length()
+        c, rest = divmod(j, self.h * self.w)
+        y, x = divmod(rest, self.w)
+        return (c << (yw + xw)) | (y << xw) | x
+
     # -- golden ------------------------------------------------------------------------------
     def expected(self, image: list[int]) -> list[list[tuple[int, int, int]]]:
         """Per step (direct: one scan), the events (j, value, to_c) in order."""
         if self.enc == 2:
-            x = torch.tensor(image, dtype=torch.int64).reshape(1, self.t, 1, 1, self.n_in)
+            x = torch.tensor(image, dtype=torch.int64).reshape(1, self.t, *self.shape)
         else:
-            x = torch.tensor(image, dtype=torch.int64).reshape(1, 1, 1, self.n_in)
+            x = torch.tensor(image, dtype=torch.int64).reshape(1, *self.shape)
         h, static = golden.encode(self.graph, x)
         if self.enc == 0:
             assert static
             flat = h.reshape(-1).tolist()
-            return [[(j, v, 1) for j, v in enumerate(flat) if v != 0]]
+            return [[(self.index(j), v, 1) for j, v in enumerate(flat) if v != 0]]
         assert not static
         if self.enc == 1:  # the same spikes straight from qsnn.lfsr
             table = rate_table(self.lfsr_seed, self.t, self.n_in)
             ref = rate_spikes(x.reshape(1, -1), table, self.pmax)
             assert torch.equal(ref.reshape(-1).to(torch.int64), h.reshape(-1)), "bench bug"
         frames = h.reshape(self.t, self.n_in).tolist()
-        return [[(j, 1, 0) for j, v in enumerate(f) if v] for f in frames]
+        return [[(self.index(j), 1, 0) for j, v in enumerate(f) if v] for f in frames]
 
     def random_image(self, r, kind: str) -> list[int]:
         """Pixels (direct, rate) or T frames of 0/1 bytes (events)."""

@@ -3,9 +3,10 @@ every lane (one per leak form x reset mode) against ``qsnn.export.golden``.
 
 Expected values, per vector (v, c, theta) and lane config:
 
-* ``golden.leak`` on an int64 tensor with a small ``ir.LIF`` node, in the update the
-  lane implements (docs/hardware.md): U = v; s = U > theta; base = 0 if (zero reset and
-  s) else U; v_next = sat_MB(leak(base) + c - (theta if (subtract and s) else 0));
+* ``golden.lif_step`` (spec §1, one step) on int64 tensors with a small ``ir.LIF`` node:
+  the lane's update (docs/hardware.md) is one step from U[t-1] = v with current c
+  (bias inside c): s = ``golden.fires(v, theta)`` (the reset r of that step) and
+  v_next = U[t];
 * and, for theta >= 0, ``golden.lif_run`` over two steps with currents (v, c): step 0
   gives U[0] = v (U[-1] = 0), step 1 gives U[1] = the lane's v_next and s[0] = the
   lane's s (the reset of step 1 is s[0]). Both must agree with each other and the RTL.
@@ -25,28 +26,24 @@ from cocotb.triggers import FallingEdge
 
 from benches.common import CLK_NS, env_int, env_json, rng, seed
 from qsnn.export import golden
-from qsnn.export.ir import LIF
+from qsnn.export.ir import LIF, Leak, Reset
 
-RESET_NAMES = ("subtract", "zero", "none")
 LATENCY = 2
 
 
 def _node(cfg, mb: int, theta: np.ndarray) -> LIF:
     mult, param, frac, reset = cfg
-    return LIF(name="lane", shape=(len(theta),), leak="mult" if mult else "shift",
-               leak_param=int(param), frac_bits=int(frac), reset=RESET_NAMES[reset],
-               membrane_bits=mb, theta=theta.astype(np.int64))
+    return LIF(name="lane", shape=(len(theta),), leak=Leak.from_code(mult).value,
+               leak_param=int(param), frac_bits=int(frac),
+               reset=Reset.from_code(reset).value, membrane_bits=mb,
+               theta=theta.astype(np.int64))
 
 
-def expected_leak(cfg, mb: int, v: torch.Tensor, c: torch.Tensor, th: torch.Tensor):
-    """(s, v_next) from golden.leak (any theta)."""
-    reset = cfg[3]
+def expected_step(cfg, mb: int, v: torch.Tensor, c: torch.Tensor, th: torch.Tensor):
+    """(s, v_next) from golden.lif_step (any theta)."""
     node = _node(cfg, mb, th.numpy())
-    s = v > th
-    base = torch.where(s, torch.zeros_like(v), v) if reset == 1 else v
-    sub = torch.where(s, th, torch.zeros_like(th)) if reset == 0 else torch.zeros_like(th)
-    lo, hi = -(1 << (mb - 1)), (1 << (mb - 1)) - 1
-    return s, (golden.leak(base, node) + c - sub).clamp(lo, hi)
+    _, v_next = golden.lif_step(node, v, c, th)
+    return golden.fires(v, th), v_next
 
 
 def expected_run(cfg, mb: int, v: torch.Tensor, c: torch.Tensor, th: torch.Tensor):
@@ -99,10 +96,10 @@ async def lanes_vs_golden(dut):
     want = []
     nonneg = th >= 0
     for cfg in configs:
-        s1, vn1 = expected_leak(cfg, mb, v, c, th)
+        s1, vn1 = expected_step(cfg, mb, v, c, th)
         s2, vn2 = expected_run(cfg, mb, v[nonneg], c[nonneg], th[nonneg])
         assert torch.equal(s1[nonneg], s2) and torch.equal(vn1[nonneg], vn2), (
-            f"golden.leak and golden.lif_run disagree for {cfg} (bench bug)")
+            f"golden.lif_step and golden.lif_run disagree for {cfg} (bench bug)")
         want.append((s1.tolist(), vn1.tolist()))
 
     mask = (1 << mb) - 1

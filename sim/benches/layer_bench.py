@@ -6,7 +6,8 @@ were written as the core's ``$readmemh`` files by ``qsnn.hw.generate.layer_mems`
 Per "image": ``cmd_clear``; [direct: MAC events (j, p_j, to_c = 1), ``cmd_loadv``];
 then T steps of spike events (j, 1, to_c = 0) followed by ``cmd_update``. The input of
 step t is x[t] = p + (number of events on j in step t), so the golden reference is
-``golden.lif_run(lif, golden.weight_current(linear, x), ...)`` (bias inside lif_run):
+``golden.lif_run(lif, golden.weight_current(linear, x), ...)`` (bias inside lif_run;
+every step is ``golden.lif_step``):
 
 * after the MAC phase the C memory equals bias + ``weight_current(linear, p)``;
 * after step t's events (before the update) the V memory equals golden U[t], and after
@@ -33,10 +34,8 @@ from cocotb.triggers import FallingEdge
 
 from benches.common import env_int, env_json, params, rng, seed, start
 from qsnn.export import golden
-from qsnn.export.ir import LIF, Linear
+from qsnn.export.ir import LIF, Leak, Linear, Reset
 from qsnn.hw.cycles import ACC_DRAIN, UPD_DRAIN
-
-RESET_NAMES = ("subtract", "zero", "none")
 
 
 class Layer:
@@ -55,9 +54,9 @@ class Layer:
         self.theta = np.array(lay["theta"], np.int64)
         self.bias = np.array(lay["bias"], np.int64)
         self.lin = Linear("fc", self.n_in, self.n, self.wb, self.w.astype(np.int8))
-        self.lif = LIF("lif", (self.n,), "mult" if int(hp["LEAK_MULT"]) else "shift",
+        self.lif = LIF("lif", (self.n,), Leak.from_code(hp["LEAK_MULT"]).value,
                        int(hp["LEAK_PARAM"]), int(hp["FRAC_BITS"]),
-                       RESET_NAMES[int(hp["RESET_MODE"])], self.mb,
+                       Reset.from_code(hp["RESET_MODE"]).value, self.mb,
                        self.theta.astype(np.int32), self.bias.astype(np.int32))
         self.cycle = 0
         self.spk: list[tuple[int, int, int]] = []  # (cycle, chunk, mask) of spk_valid

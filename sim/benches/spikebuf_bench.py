@@ -7,11 +7,17 @@ set bits in increasing index order. Also checked: ev_valid/ev_index hold until a
 high the walk takes one cycle per empty chunk and one per spike (the qsnn_spikebuf
 header; ``qsnn.hw.cycles.buf``). Padded lanes (index >= N) are never set: the layer's
 padded neurons cannot fire.
+
+Convolutional layer (HO x WO > 1): chunk (Y·WO + X)·G + g holds channels g·P + p at
+(Y, X); the walk emits in chunk order the packed {c, Y, X} (COORD = 1) or the flat index
+c·HO·WO + Y·WO + X (COORD = 0, ``golden``'s flatten order, checked against
+``torch.flatten`` of the map).
 """
 
 from __future__ import annotations
 
 import cocotb
+import torch
 from cocotb.triggers import FallingEdge
 
 from benches.common import params, rng, seed, start
@@ -22,8 +28,13 @@ class Buf:
         self.dut = dut
         hp = params()
         self.n, self.p = int(hp["N"]), int(hp["P"])
-        self.k = -(-self.n // self.p)
+        self.ho, self.wo = int(hp.get("HO", 1)), int(hp.get("WO", 1))
+        self.coord = int(hp.get("COORD", 0))
+        self.g = -(-self.n // self.p)
+        self.k = self.ho * self.wo * self.g
         self.masks = [0] * self.k  # the model of the DUT's mask memory
+        # flat index of neuron (c, Y, X): torch's row-major flatten of a [N, HO, WO] map
+        self.flat = torch.arange(self.n * self.ho * self.wo).reshape(self.n, self.ho, self.wo)
 
     async def setup(self) -> None:
         dut = self.dut
@@ -33,8 +44,18 @@ class Buf:
         await FallingEdge(dut.clk)
 
     def lane_limit(self, c: int) -> int:
-        """Lanes of chunk c that hold real neurons."""
-        return min(self.p, self.n - c * self.p)
+        """Lanes of chunk c that hold real neurons (channels g·P + p < N)."""
+        return min(self.p, self.n - (c % self.g) * self.p)
+
+    def index(self, chunk: int, lane: int) -> int:
+        """The index the walk emits for a spike in ``lane`` of ``chunk``."""
+        pos, g = divmod(chunk, self.g)
+        y, x = divmod(pos, self.wo)
+        c = g * self.p + lane
+        if self.ho * self.wo > 1 and self.coord:
+            yw, xw = (self.ho - 1).bit_length(), (self.wo - 1).bit_length()
+            return (c << (yw + xw)) | (y << xw) | x
+        return int(self.flat[c, y, x])
 
     def random_mask(self, r, c: int, kind: str) -> int:
         lanes = self.lane_limit(c)
@@ -68,7 +89,7 @@ class Buf:
         dut.wr_valid.value = 0
 
     def expected(self) -> list[int]:
-        return [c * self.p + i for c in range(self.k) for i in range(self.p)
+        return [self.index(c, i) for c in range(self.k) for i in range(self.p)
                 if (self.masks[c] >> i) & 1]
 
     async def walk(self, r, p_ready: float, where: str) -> int:
@@ -140,7 +161,7 @@ async def empty_and_full(dut):
     assert await b.walk(r, 1.0, "empty") == b.k
     await b.walk(r, 0.5, "empty, ready random")
     await b.write(r, "full", idle=0)
-    assert await b.walk(r, 1.0, "full") == b.n
+    assert await b.walk(r, 1.0, "full") == b.n * b.ho * b.wo
     await b.walk(r, 0.2, "full, ready random")
     # only the last neuron, then only the first
     b.masks = [0] * b.k
