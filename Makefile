@@ -1,6 +1,6 @@
 # qsnn: two commands do all set-up on a fresh machine:
 #   make train export     # venv + pinned deps, train the default (digits) model, export it
-#   make test             # unit tests (tests/) and, once [sim] lands, RTL simulation (sim/)
+#   make test             # unit tests (tests/) and RTL simulation (sim/: cocotb, Verilator, Icarus)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv

@@ -1,4 +1,3 @@
-"""qsnn.export: deployment IR, integer golden model, QONNX/NIR export (folder ``export/``).
-
-Not yet available: the [export] issue adds it.
+"""qsnn.export (folder ``export/``): the deployment IR, the integer golden model, the
+lowering passes and their checks, and the QONNX/NIR exports (``qsnn export``, ``qsnn eval``).
 """

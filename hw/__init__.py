@@ -1,1 +1,3 @@
-"""qsnn.hw: Verilog accelerator generator (folder ``hw/``). Not yet available: [rtl] adds it."""
+"""qsnn.hw (folder ``hw/``): the hand-written RTL cores, the generator (``qsnn hw``), the cycle
+model, the simulation benches (``qsnn verify``), the FPGA flow (``qsnn bitstream``,
+``qsnn program``) and the UART host (``qsnn run``)."""
