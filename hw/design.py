@@ -10,6 +10,7 @@ definition here:
     weight words          = N_IN * K                      (LayerParams.w_words)
     weight memory bits    = N_IN * K * P * WB             (LayerParams.w_bits)
     input bytes per image = prod(C, H, W) (* T for event input)      (input_bytes)
+    readout counter bits  = bits(T);  m_counts bits per class = max(16, bits(T))
     design id (info_id)   = the first 4 bytes of SHA-256(model.json + weights.npz)
 
 A design is stale when the IR's hash differs from the one recorded (:meth:`Design.check_fresh`).
@@ -36,7 +37,7 @@ from qsnn.hw.cores import BOARD_FILES, UART_FILES
 PARAMS_FILE = "params.json"
 TOP_FILE = "qsnn_top.v"
 WEIGHTS_FILE = "weights.bin"
-COUNT_BITS = 16   # bits per class on qsnn_top's m_counts
+COUNT_BITS = 16   # bits per class on qsnn_top's m_counts (at least; see m_count_bits)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,18 @@ def input_bytes(graph: Graph) -> int:
     or for event input T frames of them."""
     n = math.prod(graph.input.shape)
     return n * (graph.time_steps if graph.input.encoding == Encoding.EVENTS else 1)
+
+
+def counter_bits(time_steps: int) -> int:
+    """Bits of a readout counter (``CW`` of qsnn_readout): it counts 0 .. T spikes, so
+    CW = bits(T) (T = 65,536 needs 17)."""
+    return max(1, time_steps.bit_length())
+
+
+def m_count_bits(time_steps: int) -> int:
+    """Bits per class on ``m_counts`` (``params.json`` ``count_bits``): 16, or the
+    counters' width when T >= 65,536."""
+    return max(COUNT_BITS, counter_bits(time_steps))
 
 
 def design_id(ir_hash: str) -> int:

@@ -28,6 +28,7 @@ from qsnn.hw.design import (
     design_id,
     input_bytes,
     ir_sha256,
+    m_count_bits,
     weight_bytes,
 )
 from qsnn.hw.top import top_verilog
@@ -51,7 +52,7 @@ def layer_params(graph: Graph, lanes: int,
     if not 1 <= lanes <= MAX_LANES:
         raise QsnnError(f"--lanes {lanes}: must be 1..{MAX_LANES}")
     inp = graph.input
-    if inp.pixel_max > 255:
+    if inp.pixel_max > 255 and inp.encoding != Encoding.EVENTS:  # event frames: 0/1 bytes
         raise QsnnError(f"IR input: pixel_max {inp.pixel_max} exceeds the 8-bit input stream "
                         "(limit 255)")
     out, pending = [], None
@@ -179,7 +180,8 @@ def generate(build_dir: str | Path, out: str | Path, lanes: int = 4,
         folder=out, name=graph.name, ir_sha256=ir_hash, lanes=lanes,
         time_steps=graph.time_steps, encoding=graph.input.encoding,
         pixel_max=graph.input.pixel_max, lfsr_seed=graph.input.lfsr_seed,
-        classes=graph.classes, count_bits=COUNT_BITS, input_bytes=input_bytes(graph),
+        classes=graph.classes, count_bits=m_count_bits(graph.time_steps),
+        input_bytes=input_bytes(graph),
         layers=tuple(layers), runtime_weights=tuple(p.index for p in layers if p.w_runtime),
         weight_bytes=weight_bytes(layers), rtl=RTL_FILES + (TOP_FILE,))
     with outdir.Output(out, "hw", inputs=[build_dir]) as staging:

@@ -99,6 +99,35 @@ def test_refusals(ir, tmp_path, capsys) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_pixel_max_over_255_accepted_for_event_input(ir, tmp_path) -> None:
+    """Event frames are 0/1 bytes: pixel_max plays no part there (the encoder gets 1),
+    while pixels above 255 cannot cross the 8-bit stream (refused, test_refusals)."""
+    g = serialize.load(ir)
+    events = g.replace(input=dataclasses.replace(g.input, encoding="events", pixel_max=1000))
+    serialize.save(events, tmp_path / "ev")
+    params = generate(tmp_path / "ev", tmp_path / "hw", lanes=4)
+    assert params["pixel_max"] == 1000 and params["input_bytes"] == 12 * 6
+    assert ".PIXEL_MAX(1)" in (tmp_path / "hw/qsnn_top.v").read_text()
+
+
+@pytest.mark.parametrize(("steps", "cw", "ow"), [(6, 3, 16), (65_535, 16, 16),
+                                                  (65_536, 17, 17), (100_000, 17, 17)])
+def test_readout_counters_hold_t_spikes(ir, tmp_path, steps, cw, ow) -> None:
+    """A class can spike at every step: the counters are bits(T) wide (17 from T = 65,536,
+    where 16 bits would saturate at 65,535), and m_counts carries max(16, bits(T)) per
+    class (params.json count_bits)."""
+    from qsnn.export.runner import assign_widths
+
+    g = serialize.load(ir)
+    serialize.save(assign_widths(g.input, list(g.nodes), "t", steps, None, {}), tmp_path / "b")
+    params = generate(tmp_path / "b", tmp_path / "hw", lanes=4)
+    top = (tmp_path / "hw/qsnn_top.v").read_text()
+    assert params["count_bits"] == ow
+    assert f"output wire [{3 * ow - 1}:0] m_counts" in top
+    assert f"wire [{3 * cw - 1}:0] ro_counts;" in top
+    assert f".CLASSES(3), .CW({cw})" in top and f".CW({cw}), .OW({ow})" in top
+
+
 def test_cycle_model_scales_with_lanes_and_spikes(ir) -> None:
     g = serialize.load(ir)
     x = torch.from_numpy(np.load(ir / "golden/vectors.npz")["inputs"])
