@@ -64,20 +64,28 @@ bench: $(STAMP)  ## benchmarks: print ratios, write bench/out/*.json
 	$(BIN)/python bench/golden_speed.py
 	$(BIN)/python bench/sim_speed.py
 
-data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist)
+# apt_install PKG: install the Debian package PKG; apt-get update only when the install alone
+# fails (an update can fail where the package index is already there). make data and
+# make icarus use it, and .ci/run calls them (one way of installing each).
+define apt_install
+SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+$$SUDO apt-get install -y -qq $(1) \
+|| { $$SUDO apt-get update -qq || echo "warning: apt-get update failed; trying the install anyway"; \
+     $$SUDO apt-get install -y -qq $(1); }
+endef
+
+data:  ## install Fashion-MNIST (Debian package dataset-fashion-mnist): install first, apt-get update only if not found
 	@if [ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
 	  echo "Fashion-MNIST already in $(FASHION_MNIST_DIR)"; \
 	else \
-	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	  $(call apt_install,dataset-fashion-mnist); \
 	fi
 
 icarus:  ## install Icarus Verilog (Debian package iverilog), the second simulator of pytest sim/
 	@if command -v iverilog >/dev/null && command -v vvp >/dev/null; then \
 	  echo "Icarus Verilog already installed: $$(iverilog -V 2>&1 | head -1)"; \
 	else \
-	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; \
+	  $(call apt_install,iverilog); \
 	fi
 
 clean:  ## remove generated outputs (keeps .venv)

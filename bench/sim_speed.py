@@ -34,7 +34,8 @@ import torch
 from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
 from qsnn.hw import cycles, netbench
-from qsnn.hw.generate import generate, ir_sha256
+from qsnn.hw.design import Design
+from qsnn.hw.generate import generate
 from qsnn.hw.verify import cocotb_results, cocotb_runner, free_running_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +72,9 @@ def design(build_arg: str, lanes: int = 4) -> tuple[Path, str]:
 def hw_design(build: Path, lanes: int) -> Path:
     """The generated design (regenerated only when the IR changed: keeps the cached builds)."""
     hw = OUT / "sim_speed" / f"hw-{build.name}-p{lanes}"
-    pfile = hw / "params.json"
-    if not (pfile.is_file() and json.loads(pfile.read_text())["ir_sha256"] == ir_sha256(build)):
+    try:
+        Design.load(hw).check_fresh(build)
+    except QsnnError:            # none yet, unreadable or stale
         generate(build, hw, lanes=lanes, runtime_weights=(0,))
     return hw
 
@@ -139,17 +141,17 @@ def main() -> dict:
     build, source = design(args.build)
     hw = hw_design(build, 4)
     graph = serialize.load(build)
-    params = json.loads((hw / "params.json").read_text())
+    dsg = Design.load(hw)
     xt, data = images(max(args.images, args.free_images))
     x, want = xt.numpy().astype(np.uint8), golden.run_batched(graph, xt).counts.numpy()
     timeout = 2 * max(cycles.image_cycles(graph, 4, xt)) + 10_000
     n = args.images
     rec = {"ir": source, "data": data, "lanes": 4, "runtime_weights": [0],
            "verilator_args": list(netbench.VERILATOR_ARGS)}
-    cocotb_runner(hw, params)  # both builds cached before any clock starts
+    cocotb_runner(hw, dsg)  # both builds cached before any clock starts
     netbench.build_verilator(netbench.bench_design(hw))
     m = args.free_images
-    rec["cocotb"] = measured(lambda: cocotb_results(hw, params, x[:n], want[:n], timeout, 1,
+    rec["cocotb"] = measured(lambda: cocotb_results(hw, dsg, x[:n], want[:n], timeout, 1,
                                                     False), want[:n])
     rec["free_running"] = measured(lambda: free_running_results(hw, x[:n], timeout, 1,
                                                                 "verilator"), want[:n])

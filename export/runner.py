@@ -1,7 +1,8 @@
 """``qsnn export``: a trained run -> ``build/<name>/`` (IR, golden vectors, QONNX, NIR, report).
 
-Steps (all in memory; files are written to a temporary folder that replaces the output
-folder only when everything succeeded, so a failure leaves nothing half-written):
+Steps (all in memory; the output folder is checked first, and the files are written to a
+staging folder that replaces it only when everything succeeded, by the swap of
+:mod:`qsnn.outdir`, so a failure or a kill leaves the old output or the new one, whole):
 
 1. load ``runs/<name>/`` (config + ``best.pt``) and the test split;
 2. lower the model through the handler registry and run the folding passes, checking
@@ -18,14 +19,13 @@ folder only when everything succeeded, so a failure leaves nothing half-written)
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from qsnn import atomic, config
+from qsnn import atomic, config, outdir
 from qsnn.config import RunConfig
 from qsnn.data import DatasetSplits, Split
 from qsnn.errors import QsnnError
@@ -43,6 +43,7 @@ TRACE_IMAGES = 4
 def load_run(run_dir: str | Path) -> tuple[RunConfig, QSNN, DatasetSplits]:
     """Config, trained model (best checkpoint, eval mode) and data of a run folder."""
     run_dir = Path(run_dir)
+    outdir.recover(run_dir)
     if not run_dir.is_dir():
         raise QsnnError(f"run folder not found: {run_dir} (train one with qsnn train)")
     ckpt_path = run_dir / "best.pt"
@@ -60,6 +61,11 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, QSNN, DatasetSplits]:
     data = load_data(cfg)
     model = build_model(cfg, data)
     checkpoint.load_model_state(model, ckpt, ckpt_path)
+    bad = [k for k, v in model.state_dict().items()
+           if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise QsnnError(f"{ckpt_path} holds non-finite values ({bad[0]}): the training "
+                        "diverged; train again with a lower train.lr")
     model.eval()
     return cfg, model, data
 
@@ -134,6 +140,7 @@ def export(run_dir: str | Path, out: str | Path, *, vectors: int | None = 64,
            membrane_bits: int | None = None, qonnx: bool = True) -> dict[str, Any]:
     """Export a run; returns the contents of ``export_report.json``."""
     out = Path(out)
+    outdir.check(out, "export", inputs=[run_dir])   # before any work: never lose a folder
     cfg, model, data = load_run(run_dir)
     test = data.test
     torch_counts = spike_counts(model, test, cfg.train.eval_batch_size, torch.device("cpu"))
@@ -146,9 +153,7 @@ def export(run_dir: str | Path, out: str | Path, *, vectors: int | None = 64,
     labels = test.y
     agree = (result.counts == torch_counts).all(1)
     report = build_report(graph, checks, result, torch_counts, labels, agree)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = atomic.make_dir(f".{out.name}.", out.parent)
-    try:
+    with outdir.Output(out, "export", inputs=[run_dir]) as staging:
         serialize.save(graph, staging)
         write_golden(staging / "golden", golden_vectors(graph, test, vectors))
         from qsnn.export.nir_export import write_nir
@@ -157,12 +162,6 @@ def export(run_dir: str | Path, out: str | Path, *, vectors: int | None = 64,
         if qonnx:
             report["qonnx"] = _export_qonnx(model, staging / "model.qonnx.onnx", test)
         atomic.write_json(staging / "export_report.json", report)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 

@@ -167,6 +167,9 @@ def save(graph: Graph, folder: str | Path) -> None:
 def load(folder: str | Path) -> Graph:
     """Read and validate the IR in ``folder``; one-line error for anything wrong."""
     folder = Path(folder)
+    from qsnn.outdir import recover
+
+    recover(folder)     # a swap that a killed qsnn export left half-done
     jpath, wpath = folder / MODEL_JSON, folder / WEIGHTS_NPZ
     if not jpath.is_file():
         raise QsnnError(f"no IR in {folder}: {MODEL_JSON} not found (run qsnn export first)")
@@ -182,3 +185,29 @@ def load(folder: str | Path) -> Graph:
     except Exception as exc:  # noqa: BLE001 - zip/npy errors of many kinds mean corrupt
         raise QsnnError(f"{wpath} is corrupt or truncated ({type(exc).__name__})") from None
     return from_json(doc, npz)
+
+
+def load_vectors(build_dir: str | Path, graph: Graph,
+                 keys: tuple[str, ...] = ("inputs",)) -> dict[str, np.ndarray]:
+    """``golden/vectors.npz`` of an export, checked: the ``keys`` present, one input per
+    row of the IR's input size (times T for event frames); else a one-line error."""
+    vfile = Path(build_dir) / "golden" / "vectors.npz"
+    if not vfile.is_file():
+        raise QsnnError(f"no golden vectors in {vfile.parent}: run qsnn export")
+    try:
+        with np.load(vfile, allow_pickle=False) as z:
+            vec = {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - any failure to read means a bad file
+        raise QsnnError(f"{vfile} is not a golden-vector file ({type(exc).__name__}): "
+                        "run qsnn export again") from None
+    missing = [k for k in keys if k not in vec]
+    if missing:
+        raise QsnnError(f"{vfile} has no '{missing[0]}' array: run qsnn export again")
+    x = vec.get("inputs")
+    size = int(np.prod(graph.input.shape)) * (
+        graph.time_steps if graph.input.encoding == ir.Encoding.EVENTS else 1)
+    if x is not None and (x.ndim < 2 or len(x) == 0 or int(np.prod(x.shape[1:])) != size
+                          or not np.issubdtype(x.dtype, np.integer)):
+        raise QsnnError(f"{vfile}: 'inputs' {x.shape} {x.dtype} do not fit the IR's input "
+                        f"({size} integers per image): run qsnn export again")
+    return vec

@@ -148,6 +148,12 @@ def _check_widths(graph: Graph) -> None:
 def validate(graph: Graph) -> Graph:
     """Raise :class:`QsnnError` if ``graph`` is not a well-formed, overflow-free IR."""
     names = [n.name for n in graph.nodes]
+    from qsnn.config import NAME
+
+    for name in (graph.name, graph.input.name, *names):
+        if not isinstance(name, str) or not NAME.match(name):
+            raise QsnnError(f"IR: name {name!r} is not 1-100 letters, digits, '_', '-' or '.' "
+                            "(names reach file names and generated Verilog)")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise QsnnError(f"IR: node name '{dup[0]}' is used more than once")

@@ -249,7 +249,7 @@ def estimate_report(build_dir: str | Path, layers: int | Sequence[LayerParams],
     inputs), and memory bits."""
     graph = serialize.load(build_dir)
     layers = resolve(graph, layers)
-    vec = np.load(Path(build_dir) / "golden" / "vectors.npz")
+    vec = serialize.load_vectors(build_dir, graph)
     x = torch.from_numpy(vec["inputs"][:images])
     cyc, bnd = model(graph, layers, x)
     mem = memory_bits(graph, layers)

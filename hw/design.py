@@ -12,9 +12,13 @@ definition here:
                                                            connected: KE = 1, so N_IN * K)
     weight memory bits    = weight words * P * WB         (LayerParams.w_bits)
     input bytes per image = prod(C, H, W) (* T for event input)      (input_bytes)
+    readout counter bits  = bits(T);  m_counts bits per class = max(16, bits(T))
     design id (info_id)   = the first 4 bytes of SHA-256(model.json + weights.npz)
 
 A design is stale when the IR's hash differs from the one recorded (:meth:`Design.check_fresh`).
+A hand-edited or foreign ``params.json`` (a key missing or of another type, a name that
+may not reach a file name, a size below 1) is one line (:func:`params_problem`), never a
+traceback in the command that reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,7 @@ from qsnn.hw.cores import BOARD_FILES, UART_FILES
 PARAMS_FILE = "params.json"
 TOP_FILE = "qsnn_top.v"
 WEIGHTS_FILE = "weights.bin"
-COUNT_BITS = 16   # bits per class on qsnn_top's m_counts
+COUNT_BITS = 16   # bits per class on qsnn_top's m_counts (at least; see m_count_bits)
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,18 @@ def input_bytes(graph: Graph) -> int:
     return n * (graph.time_steps if graph.input.encoding == Encoding.EVENTS else 1)
 
 
+def counter_bits(time_steps: int) -> int:
+    """Bits of a readout counter (``CW`` of qsnn_readout): it counts 0 .. T spikes, so
+    CW = bits(T) (T = 65,536 needs 17)."""
+    return max(1, time_steps.bit_length())
+
+
+def m_count_bits(time_steps: int) -> int:
+    """Bits per class on ``m_counts`` (``params.json`` ``count_bits``): 16, or the
+    counters' width when T >= 65,536."""
+    return max(COUNT_BITS, counter_bits(time_steps))
+
+
 def design_id(ir_hash: str) -> int:
     """The 32-bit id a design reports on ``info_id``: the first 4 bytes of its IR hash."""
     return int(ir_hash[:8], 16)
@@ -171,6 +188,64 @@ def ir_sha256(build_dir: Path) -> str:
                               + (build_dir / "weights.npz").read_bytes()).hexdigest()
     except OSError:
         raise QsnnError(f"no IR in {build_dir}: run qsnn export") from None
+
+
+# params.json: the type of every scalar key (read as is: no conversion of "4" or 4.0)
+TOP_TYPES: dict[str, type] = {
+    "name": str, "ir_sha256": str, "lanes": int, "time_steps": int, "encoding": str,
+    "pixel_max": int, "lfsr_seed": int, "classes": int, "count_bits": int,
+    "input_bytes": int, "weight_bytes": int}
+POSITIVE = ("lanes", "time_steps", "classes", "count_bits", "input_bytes")
+LAYER_POSITIVE = ("n_in", "n", "lanes", "wb", "mb", "vb")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def params_problem(params: Any) -> str | None:
+    """What makes ``params`` not a ``params.json`` that ``qsnn hw`` wrote (a hand-edited or
+    foreign file), or None: every key present and of its type, the name one that may
+    reach file names, the hash a SHA-256, sizes positive, layers complete."""
+    if not isinstance(params, dict):
+        return "not a JSON object"
+    needed = (*TOP_TYPES, "layers", "runtime_weights", "rtl")
+    missing = [k for k in needed if k not in params]
+    if missing:
+        return f"no {missing[0]!r}"
+    for key, typ in TOP_TYPES.items():
+        if not (_is_int(params[key]) if typ is int else isinstance(params[key], typ)):
+            return f"{key!r} is not {'an integer' if typ is int else 'a string'}"
+    from qsnn.config import NAME
+
+    if not NAME.match(params["name"]):
+        return f"bad name {params['name']!r}"
+    if not re.fullmatch(r"[0-9a-f]{64}", params["ir_sha256"]):
+        return "'ir_sha256' is not a SHA-256"
+    if params["encoding"] not in Encoding.values():
+        return f"unknown encoding {params['encoding']!r}"
+    bad = [k for k in POSITIVE if params[k] < 1]
+    if bad:
+        return f"{bad[0]!r} must be positive"
+    return _lists_problem(params)
+
+
+def _lists_problem(params: dict[str, Any]) -> str | None:
+    layers, rtl = params["layers"], params["rtl"]
+    if not isinstance(layers, list) or not layers:
+        return "'layers' is not a list of layers"
+    names = [f.name for f in dataclasses.fields(LayerParams)]
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not all(_is_int(layer.get(k)) for k in names) \
+                or any(layer[k] < 1 for k in LAYER_POSITIVE):
+            return f"layer {i} lacks one of {', '.join(names)} or has a size below 1"
+    if not isinstance(params["runtime_weights"], list) or not all(
+            _is_int(i) and 0 <= i < len(layers) for i in params["runtime_weights"]):
+        return "'runtime_weights' is not a list of layer indices"
+    if not isinstance(rtl, list) or not rtl or not all(
+            isinstance(f, str) and f and "/" not in f for f in rtl):
+        return "'rtl' is not a list of file names"
+    return None
 
 
 @dataclass(frozen=True)
@@ -214,33 +289,28 @@ class Design:
 
     @classmethod
     def from_params(cls, folder: str | Path, params: dict[str, Any]) -> Design:
-        """A design from the content of its ``params.json`` (one-line error if malformed)."""
+        """A design from the content of its ``params.json`` (one-line error if malformed:
+        :func:`params_problem`)."""
         folder = Path(folder)
-        try:
-            names = [f.name for f in dataclasses.fields(LayerParams)]
-            layers = tuple(LayerParams(**{k: int(layer[k]) for k in names})
-                           for layer in params["layers"])
-            return cls(
-                folder=folder, name=str(params["name"]), ir_sha256=str(params["ir_sha256"]),
-                lanes=int(params["lanes"]), time_steps=int(params["time_steps"]),
-                encoding=str(params["encoding"]), pixel_max=int(params["pixel_max"]),
-                lfsr_seed=int(params["lfsr_seed"]), classes=int(params["classes"]),
-                count_bits=int(params["count_bits"]), input_bytes=int(params["input_bytes"]),
-                layers=layers, runtime_weights=tuple(int(i) for i in params["runtime_weights"]),
-                weight_bytes=int(params["weight_bytes"]),
-                rtl=tuple(str(f) for f in params["rtl"]))
-        except KeyError as exc:
-            raise QsnnError(f"{folder / PARAMS_FILE} is corrupt (no {exc.args[0]!r}): "
-                            "regenerate it with qsnn hw") from None
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise QsnnError(f"{folder / PARAMS_FILE} is corrupt ({exc}): regenerate it with "
-                            "qsnn hw") from None
+        problem = params_problem(params)
+        if problem:
+            raise QsnnError(f"{folder / PARAMS_FILE} is corrupt ({problem}): regenerate it "
+                            "with qsnn hw")
+        names = [f.name for f in dataclasses.fields(LayerParams)]
+        layers = tuple(LayerParams(**{k: layer[k] for k in names})
+                       for layer in params["layers"])
+        return cls(folder=folder, **{k: params[k] for k in TOP_TYPES},
+                   layers=layers, runtime_weights=tuple(params["runtime_weights"]),
+                   rtl=tuple(params["rtl"]))
 
     @classmethod
     def load(cls, folder: str | Path, build_dir: str | Path | None = None) -> Design:
         """The design in ``folder``; a one-line error when there is none (saying what to
         run, with ``build_dir`` if known) or its ``params.json`` is corrupt."""
+        from qsnn.outdir import recover
+
         folder = Path(folder)
+        recover(folder)     # a swap that a killed qsnn hw left half-done
         pfile = folder / PARAMS_FILE
         if not pfile.is_file():
             src = build_dir if build_dir is not None else "<build dir>"

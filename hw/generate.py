@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnn import atomic
+from qsnn import outdir
 from qsnn.export import serialize
 from qsnn.export.ir import LIF, Linear
 from qsnn.hw import convmap
@@ -30,6 +30,7 @@ from qsnn.hw.design import (
     design_id,
     input_bytes,
     ir_sha256,
+    m_count_bits,
     weight_bytes,
 )
 from qsnn.hw.layers import DEFAULT_BOARD, MAX_LANES, Block, Lanes, Pool, blocks, layer_params
@@ -153,12 +154,11 @@ def generate(build_dir: str | Path, out: str | Path, lanes: Lanes = 4,
         lanes=lanes if isinstance(lanes, int) else max(lanes),
         time_steps=graph.time_steps, encoding=graph.input.encoding,
         pixel_max=graph.input.pixel_max, lfsr_seed=graph.input.lfsr_seed,
-        classes=graph.classes, count_bits=COUNT_BITS, input_bytes=input_bytes(graph),
+        classes=graph.classes, count_bits=m_count_bits(graph.time_steps),
+        input_bytes=input_bytes(graph),
         layers=tuple(layers), runtime_weights=tuple(p.index for p in layers if p.w_runtime),
         weight_bytes=weight_bytes(layers), rtl=cores + (TOP_FILE,))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = atomic.make_dir(f".{out.name}.", out.parent)
-    try:
+    with outdir.Output(out, "hw", inputs=[build_dir]) as staging:
         for f in cores + UART_FILES + BOARD_FILES:
             shutil.copyfile(RTL_DIR / f, staging / f)
         (staging / TOP_FILE).write_text(top_verilog(graph, layers, design.id))
@@ -172,10 +172,4 @@ def generate(build_dir: str | Path, out: str | Path, lanes: Lanes = 4,
         (staging / f"qsnn_{graph.name}.core").write_text(
             core_file(graph.name, files, sorted(mems)))
         (staging / PARAMS_FILE).write_text(design.params_json())
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return design.to_params()

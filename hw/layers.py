@@ -134,7 +134,7 @@ def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...
 
 
 def _check_graph(graph: Graph) -> None:
-    if graph.input.pixel_max > 255:
+    if graph.input.pixel_max > 255 and graph.input.encoding != Encoding.EVENTS:  # 0/1 frames
         raise QsnnError(f"IR input: pixel_max {graph.input.pixel_max} exceeds the 8-bit input "
                         "stream (limit 255)")
     for lif in graph.lifs():

@@ -48,10 +48,7 @@ def check_design(build_dir: Path, hw_dir: Path) -> Design:
 def stimulus(graph: Graph, build_dir: Path, images: int | None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs [N, ...] uint8, expected counts [N, classes], labels [N])."""
-    vfile = build_dir / "golden" / "vectors.npz"
-    if not vfile.is_file():
-        raise QsnnError(f"no golden vectors in {vfile.parent}: run qsnn export")
-    vec = np.load(vfile)
+    vec = serialize.load_vectors(build_dir, graph, ("inputs", "counts", "labels"))
     if images is not None and images <= len(vec["labels"]):
         return vec["inputs"][:images], vec["counts"][:images], vec["labels"][:images]
     from qsnn.data import load_dataset

@@ -24,6 +24,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        from qsnn.outdir import point
+
+        point("write")      # fault-injection hook (tests/test_faults.py)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -70,6 +70,11 @@ def _export(args: argparse.Namespace) -> int:
     run = Path(args.run)
     out = Path(args.out) if args.out else Path("build") / run.name
     vectors = None if args.vectors == "all" else int(args.vectors)
+    from qsnn.export.ir import MAX_MEMBRANE_BITS
+
+    if args.membrane_bits is not None and not 2 <= args.membrane_bits <= MAX_MEMBRANE_BITS:
+        raise QsnnError(f"--membrane-bits {args.membrane_bits}: must be in "
+                        f"2..{MAX_MEMBRANE_BITS}")
     report = export(run, out, vectors=vectors, membrane_bits=args.membrane_bits,
                     qonnx=not args.no_qonnx)
     print(f"exported {run} -> {out}: agreement {report['agreement']:.4f}, golden accuracy "
@@ -143,6 +148,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _hw(args: argparse.Namespace) -> int:
     build = Path(args.build)
+    if args.images < 1:
+        raise QsnnError(f"--images {args.images}: must be at least 1")
     lanes, pool = _lanes_option(args.lanes), _pool_option(args.pool)
     if args.estimate:
         from qsnn.export import serialize
@@ -327,6 +334,10 @@ def _run_board(args: argparse.Namespace) -> int:
     from qsnn.hw.host import run_on_port
 
     images = None if args.images == "all" else int(args.images)
+    if not 0 < args.timeout < 3600:     # also refuses nan
+        raise QsnnError(f"--timeout {args.timeout}: must be more than 0 and less than 3600 s")
+    if args.baud < 1:
+        raise QsnnError(f"--baud {args.baud}: must be positive")
     run_on_port(args.port, args.build, images=images, baud=args.baud, timeout_s=args.timeout,
                 hw_dir=args.hw, load_weights=args.load_weights)
     return 0
@@ -508,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qsnn: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:     # a full disk, a read-only folder, ...: outputs are staged
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"qsnn: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

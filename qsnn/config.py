@@ -9,6 +9,7 @@ Every key is declared here; an unknown key or a value of the wrong type is a
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -27,6 +28,11 @@ SCHEDULES = ("constant", "cosine", "cosine-restarts", "step")
 LOSSES = ("mse_count", "ce_rate")
 SURROGATES = ("fast_sigmoid", "atan")
 LAYER_TOKEN = re.compile(r"^(fc\d+|conv\d+k\d+(p\d+)?|avgpool\d+|bn|lif|flatten|dropout)$")
+# Names reach file and folder names and generated files (runs/<name>, qsnn_<name>.core).
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# YAML 1.1 (PyYAML) reads 1e-5 and 2E3 as strings: numbers all the same.
+NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+MAX_SEED = 2**32
 
 
 @dataclass
@@ -148,8 +154,12 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
             raise QsnnError(f"config key '{key}' must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and NUMBER.match(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise QsnnError(f"config key '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise QsnnError(f"config key '{key}' must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -194,6 +204,12 @@ def validate(cfg: RunConfig) -> RunConfig:
                 f"config key 'model.layers' has unknown layer '{tok}' "
                 "(use fcN, convCkK[pP], avgpoolK, bn, lif, flatten, dropout)"
             )
+        sizes = re.findall(r"(fc|conv|k|avgpool)(\d+)", tok)
+        if any(int(n) < 1 for _, n in sizes):
+            raise QsnnError(f"config key 'model.layers': layer '{tok}' has a size of 0")
+    if not NAME.match(cfg.name):
+        raise QsnnError(f"name {cfg.name!r}: use 1-100 letters, digits, '_', '-' or '.', "
+                        "starting with a letter or digit (it names files and folders)")
     checks = [
         ("data.time_steps", d.time_steps >= 1),
         ("data.val_fraction", 0.0 <= d.val_fraction < 1.0),
@@ -204,6 +220,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         ("model.leak_frac_bits", 1 <= m.leak_frac_bits <= 16),
         ("model.slope", m.slope > 0.0),
         ("model.dropout", 0.0 <= m.dropout < 1.0),
+        ("data.max_train", d.max_train is None or d.max_train >= 1),
+        ("data.max_test", d.max_test is None or d.max_test >= 1),
+        ("train.seed", 0 <= t.seed < MAX_SEED),
         ("train.epochs", t.epochs >= 1),
         ("train.batch_size", t.batch_size >= 1),
         ("train.eval_batch_size", t.eval_batch_size >= 1),
@@ -217,7 +236,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     ]
     for key, ok in checks:
         if not ok:
-            raise QsnnError(f"config key '{key}' is out of range")
+            section, name = key.split(".")
+            value = getattr(getattr(cfg, section), name)
+            raise QsnnError(f"config key '{key}' is out of range ({value!r}; {RANGES[key]})")
     if m.hardware_aware and m.precision == "fp32":
         raise QsnnError("config key 'model.hardware_aware' needs an integer precision (int2/4/8)")
     if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
@@ -225,6 +246,18 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"config key 'train.device' is '{t.device}', expected auto, cpu or cuda[:N]"
         )
     return cfg
+
+
+RANGES = {
+    "data.time_steps": ">= 1", "data.val_fraction": "in [0, 1)", "data.frame_size": ">= 1",
+    "data.rate_seed": "in 1..2^32-1", "model.beta": "in [0, 1]", "model.threshold": "> 0",
+    "model.leak_frac_bits": "in 1..16", "model.slope": "> 0", "model.dropout": "in [0, 1)",
+    "data.max_train": ">= 1 or null", "data.max_test": ">= 1 or null",
+    "train.seed": "in 0..2^32-1", "train.epochs": ">= 1", "train.batch_size": ">= 1",
+    "train.eval_batch_size": ">= 1", "train.lr": "> 0", "train.cosine_period_epochs": "> 0",
+    "train.restart_epochs": ">= 1", "train.restart_mult": ">= 1", "train.step_epochs": ">= 1",
+    "train.grad_clip": "> 0 or null", "train.weight_clip": "> 0 or null",
+}
 
 
 def from_dict(raw: dict[str, Any]) -> RunConfig:
@@ -256,7 +289,11 @@ def load(path: str | Path) -> RunConfig:
     """Load a YAML config: a file path or a shipped config's name (:func:`resolve`)."""
     p = resolve(path)
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.safe_load(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise QsnnError(f"config file {p} is not UTF-8 text") from None
+    except OSError as exc:
+        raise QsnnError(f"cannot read config file {p}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise QsnnError(f"config file {p} is not valid YAML: {exc}") from None
     return from_dict(raw or {})

@@ -148,16 +148,23 @@ def open_folder(out: Path, base: RunConfig, name: str) -> str:
     return name
 
 
+def read_json_object(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if it has ``keys``; None if absent or not such a file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and all(k in data for k in keys) else None
+
+
 def run_cell(cfg: RunConfig, run_dir: Path) -> tuple[dict[str, Any], str]:
     """Train (or resume, or skip) one run; returns its ``result.json`` and what was done."""
     from qsnn.train.runner import train
 
-    result_file = run_dir / "result.json"
-    if result_file.is_file():
-        try:
-            return json.loads(result_file.read_text()), "done"
-        except ValueError:
-            pass  # written atomically, so only a hand-edited file gets here: retrain
+    done = read_json_object(run_dir / "result.json", ("test_accuracy", "epochs"))
+    if done is not None:
+        return done, "done"
+    # no result.json, or a hand-edited one (they are written atomically): train or finish
     resume = (run_dir / "last.pt").is_file()
     return train(cfg, run_dir, resume=resume, force=not resume), (
         "resumed" if resume else "trained")
@@ -173,8 +180,9 @@ def golden_check(cfg: RunConfig, run_dir: Path) -> dict[str, Any] | None:
     if not cfg.hardware_aware:
         return None
     path = run_dir / GOLDEN_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
+    cached = read_json_object(path, ("golden_accuracy", "agreement"))
+    if cached is not None:
+        return cached
     from qsnn.export import golden
     from qsnn.export.runner import CHECK_IMAGES, assign_widths, load_run, lower_and_fold
     from qsnn.train.loop import spike_counts

@@ -20,6 +20,7 @@ config with the best parameters, ready for ``qsnn train``), ``trials.md``.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -81,6 +82,8 @@ def search_space(names: Sequence[str], ranges: Sequence[str], cfg: RunConfig,
             lo, hi = float(low), float(high)
         except ValueError:
             raise QsnnError(f"--range {item}: expected NAME=LOW:HIGH with numbers") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise QsnnError(f"--range {item}: LOW and HIGH must be finite numbers")
         if not lo < hi or (space[name].log and lo <= 0):
             raise QsnnError(f"--range {item}: need LOW < HIGH (and LOW > 0 for '{name}')")
         space[name] = Param(space[name].key, lo, hi, space[name].log)

@@ -109,7 +109,7 @@ ILLEGAL = [
     ("qsnn_sequencer", {"T": 0}, "qsnn_sequencer_L_and_T_must_be_at_least_1"),
     ("qsnn_layer", {"W_RUNTIME": 2}, "qsnn_layer_W_RUNTIME_must_be_0_or_1"),
     ("qsnn_readout", {"CLASSES": 257}, "qsnn_readout_CLASSES_must_be_1_to_256"),
-    ("qsnn_readout", {"CW": 17}, "qsnn_readout_CW_must_be_1_to_16"),
+    ("qsnn_readout", {"CW": 33}, "qsnn_readout_CW_must_be_1_to_32"),
     ("qsnn_wload", {"WD": 0}, "qsnn_wload_WD_and_WBITS_must_be_at_least_1"),
     ("qsnn_uart_rx", {"CLKS_PER_BIT": 3}, "qsnn_uart_rx_CLKS_PER_BIT_must_be_at_least_4"),
     ("qsnn_uart_tx", {"CLKS_PER_BIT": 2}, "qsnn_uart_tx_CLKS_PER_BIT_must_be_at_least_4"),

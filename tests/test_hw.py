@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -98,6 +99,35 @@ def test_refusals(ir, tmp_path, capsys) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_pixel_max_over_255_accepted_for_event_input(ir, tmp_path) -> None:
+    """Event frames are 0/1 bytes: pixel_max plays no part there (the encoder gets 1),
+    while pixels above 255 cannot cross the 8-bit stream (refused, test_refusals)."""
+    g = serialize.load(ir)
+    events = g.replace(input=dataclasses.replace(g.input, encoding="events", pixel_max=1000))
+    serialize.save(events, tmp_path / "ev")
+    params = generate(tmp_path / "ev", tmp_path / "hw", lanes=4)
+    assert params["pixel_max"] == 1000 and params["input_bytes"] == 12 * 6
+    assert ".PIXEL_MAX(1)" in (tmp_path / "hw/qsnn_top.v").read_text()
+
+
+@pytest.mark.parametrize(("steps", "cw", "ow"), [(6, 3, 16), (65_535, 16, 16),
+                                                  (65_536, 17, 17), (100_000, 17, 17)])
+def test_readout_counters_hold_t_spikes(ir, tmp_path, steps, cw, ow) -> None:
+    """A class can spike at every step: the counters are bits(T) wide (17 from T = 65,536,
+    where 16 bits would saturate at 65,535), and m_counts carries max(16, bits(T)) per
+    class (params.json count_bits)."""
+    from qsnn.export.runner import assign_widths
+
+    g = serialize.load(ir)
+    serialize.save(assign_widths(g.input, list(g.nodes), "t", steps, None, {}), tmp_path / "b")
+    params = generate(tmp_path / "b", tmp_path / "hw", lanes=4)
+    top = (tmp_path / "hw/qsnn_top.v").read_text()
+    assert params["count_bits"] == ow
+    assert f"output wire [{3 * ow - 1}:0] m_counts" in top
+    assert f"wire [{3 * cw - 1}:0] ro_counts;" in top
+    assert f".CLASSES(3), .CW({cw})" in top and f".CW({cw}), .OW({ow})" in top
+
+
 def test_cycle_model_scales_with_lanes_and_spikes(ir) -> None:
     g = serialize.load(ir)
     x = torch.from_numpy(np.load(ir / "golden/vectors.npz")["inputs"])
@@ -170,6 +200,36 @@ def test_design_errors_are_one_line(ir, tmp_path) -> None:
     stale = dataclasses.replace(d, ir_sha256="0" * 64)
     with pytest.raises(QsnnError, match=f"is stale .* run qsnn hw {ir} --lanes 4$"):
         stale.check_fresh(ir)
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda p: p.update(lanes=True), "'lanes' is not an integer"),
+    (lambda p: p.update(lanes="4"), "'lanes' is not an integer"),
+    (lambda p: p.update(time_steps=25.0), "'time_steps' is not an integer"),
+    (lambda p: p.update(name="t\nkey: x"), "bad name"),
+    (lambda p: p.update(name="../t"), "bad name"),
+    (lambda p: p.update(ir_sha256="abc"), "'ir_sha256' is not a SHA-256"),
+    (lambda p: p.update(encoding="morse"), "unknown encoding 'morse'"),
+    (lambda p: p.update(lanes=0), "'lanes' must be positive"),
+    (lambda p: p.update(layers=[]), "'layers' is not a list of layers"),
+    (lambda p: p["layers"][1].pop("wb"), "layer 1 lacks one of"),
+    (lambda p: p["layers"][0].update(n_in=0), "layer 0 lacks one of .* a size below 1"),
+    (lambda p: p.update(runtime_weights=[7]), "'runtime_weights' is not a list of layer"),
+    (lambda p: p.update(rtl=["../../etc/x.v"]), "'rtl' is not a list of file names"),
+    (lambda p: p.update(rtl=[]), "'rtl' is not a list of file names"),
+])
+def test_hand_edited_params_json_is_one_line(ir, tmp_path, edit, problem) -> None:
+    """Every key of params.json is checked for presence, type and range on reading."""
+    from qsnn.hw.design import Design
+
+    hw = tmp_path / "hw"
+    generate(ir, hw, lanes=4)
+    params = json.loads((hw / "params.json").read_text())
+    edit(params)
+    (hw / "params.json").write_text(json.dumps(params))
+    with pytest.raises(QsnnError, match=f"params.json is corrupt \\({problem}.*\\): "
+                                        "regenerate it with qsnn hw$"):
+        Design.load(hw)
 
 
 def test_rtl_constants_are_read_from_the_cores() -> None:

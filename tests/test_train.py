@@ -129,7 +129,8 @@ def test_bad_input_one_line_nothing_written(extra, match, tmp_path, capsys) -> N
 
 def test_existing_resume_and_corrupt_checkpoint(tiny_cfg, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    assert run_cli(cli_args(out, "--resume"), capsys)[1].endswith("to resume from")
+    assert run_cli(cli_args(out, "--resume"), capsys)[1].endswith(
+        "to resume from (there is no run there)")
     assert main(cli_args(out)) == 0
     code, msg = run_cli(cli_args(out), capsys)
     assert code == 2 and "already holds a run" in msg

@@ -64,3 +64,12 @@ def barrier() -> None:
     """Wait for all ranks (no-op when not distributed)."""
     if dist.is_initialized():
         dist.barrier()
+
+
+def broadcast(value: str) -> str:
+    """Rank 0's ``value`` on every rank (itself when not distributed)."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

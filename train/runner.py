@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from qsnn import atomic
+from qsnn import atomic, outdir
 from qsnn.config import RunConfig, dump
 from qsnn.data import DatasetSplits, load_dataset, subset, train_val_split
 from qsnn.errors import QsnnError
@@ -66,17 +67,60 @@ def load_data(cfg: RunConfig) -> DatasetSplits:
 
 def build_model(cfg: RunConfig, data: DatasetSplits) -> QSNN:
     """The network for ``cfg`` on ``data``'s input shape and classes."""
+    check_memory(cfg, data)
     return QSNN(cfg, data.input_shape, data.num_classes, data.pixel_max)
 
 
-def prepare_out_dir(out: Path, resume: bool, force: bool) -> None:
-    """Check the run folder before anything is written to it."""
-    existing = [f for f in RUN_FILES if (out / f).exists()]
+def check_memory(cfg: RunConfig, data: DatasetSplits) -> None:
+    """Refuse (one line), before allocating, a run whose time steps cannot fit in memory.
+
+    A training batch keeps its currents for every time step: at least
+    ``T * batch * sum(out_ch) * 4`` bytes (float32; a lower bound: a conv map has at
+    least one pixel per channel), and a rate-coded input table of ``T * pixels`` bytes."""
+    from qsnn.train.model import parse_layers
+
+    specs = parse_layers(cfg.model.layers, data.input_shape)
+    batch = min(cfg.train.batch_size, max(1, len(data.train.y)))
+    need = cfg.data.time_steps * (batch * 4 * sum(s.out_ch for s in specs)
+                                  + math.prod(data.input_shape))
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise QsnnError(f"data.time_steps {cfg.data.time_steps} needs at least "
+                        f"{need / 2**30:.0f} GiB of memory for a batch of {batch} (this machine "
+                        f"has {have / 2**30:.0f} GiB): lower data.time_steps or train.batch_size")
+
+
+def prepare_out_dir(out: Path, resume: bool, force: bool) -> bool:
+    """Check the run folder before anything is written to it (rules of :mod:`qsnn.outdir`).
+
+    Returns True when ``--force`` replaces a run that holds trained epochs: the new run is
+    then trained in a staging folder and swapped in at its end, so that a kill leaves the
+    old run whole. A folder whose run never finished an epoch (no ``last.pt``: refused or
+    killed early) holds nothing to lose and is started afresh without ``--force``."""
     if resume:
+        if out.is_file():
+            raise QsnnError(f"--resume: {out} is a file, not a run folder")
         if not (out / "last.pt").is_file():
-            raise QsnnError(f"--resume: no checkpoint {out / 'last.pt'} to resume from")
-    elif existing and not force:
+            why = ("the run stopped before its first epoch ended: start it again without "
+                   "--resume" if (out / "config.yaml").is_file() else "there is no run there")
+            raise QsnnError(f"--resume: no checkpoint {out / 'last.pt'} to resume from ({why})")
+        return False
+    outdir.check(out, "run")
+    trained = (out / "last.pt").is_file() or (out / "best.pt").is_file()
+    if trained and not force:
         raise QsnnError(f"run folder {out} already holds a run; pass --resume or --force")
+    return trained
+
+
+def start_folder(folder: Path, cfg: RunConfig, fresh: bool) -> None:
+    """Create the run folder (marker, ``config.yaml``); ``fresh`` clears an old start."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+    atomic.write_text(folder / "config.yaml", dump(cfg))
+    if fresh:
+        outdir.write_marker(folder, "run")
 
 
 class Run:
@@ -211,22 +255,32 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
     out = Path(out)
     perf.keep_freed_memory()
     info = distributed.setup(cfg.train.device)
+    lock = outdir.Lock(out) if info.is_main else None
+    staging: Path | None = None
     try:
-        prepare_out_dir(out, resume, force)
-        run = Run(cfg, out, info)
+        prepare_out_dir(out, resume, force)     # refuse early, before loading the data
+        run = Run(cfg, out, info)               # validates the rest; writes nothing
+        if lock is not None:
+            outdir.make_parent(out)
+            lock.acquire()
+            outdir.sweep(out.parent)
+            outdir.point("locked")
+        replace = prepare_out_dir(out, resume, force)   # again, under the lock
         if resume:
             run.restore(out / "last.pt")
+        if replace:     # train beside the old run; swapped in at the end
+            staging = Path(distributed.broadcast(str(outdir.staging_path(out))))
+            run.out = staging
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            if force and not resume:
-                for name in RUN_FILES:
-                    (out / name).unlink(missing_ok=True)
-            atomic.write_text(out / "config.yaml", dump(cfg))
+            start_folder(run.out, cfg, fresh=not resume)
         distributed.barrier()
         log(info, f"qsnn train: {cfg.name} on {info.device} x{info.world}, "
                   f"{len(run.train_split.y)} train / {len(run.val_split.y)} val images")
         for index in range(len(run.history), cfg.train.epochs):
             line = run.epoch(index)
+            if not math.isfinite(line["train_loss"]):
+                raise QsnnError(f"training diverged in epoch {index + 1} (loss "
+                                f"{line['train_loss']}): lower train.lr")
             run.save_epoch(line)
             val = "n/a" if line["val_accuracy"] is None else f"{line['val_accuracy']:.4f}"
             log(info, f"epoch {line['epoch']:3d}/{cfg.train.epochs} lr {line['lr']:.3e} "
@@ -238,8 +292,16 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
                 on_epoch(line)
         distributed.barrier()
         result = run.finish()
+        if replace and info.is_main:
+            outdir.write_marker(staging, "run")
+            outdir.swap(staging, out)
+        distributed.barrier()
         log(info, f"test accuracy {result['test_accuracy']:.4f} "
                   f"(best epoch {result['best_epoch']}), {result['seconds']:.1f}s -> {out}")
         return result
     finally:
+        if lock is not None:
+            if staging is not None and staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)   # a failed --force run
+            lock.release()
         distributed.teardown()

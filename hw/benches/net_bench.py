@@ -125,7 +125,8 @@ def unpack_counts(word: int, classes: int, bits: int) -> list[int]:
 async def run_network(dut) -> None:
     stim = np.load(os.environ["QSNN_STIMULUS"])
     inputs, expected = stim["inputs"], stim["counts"]
-    classes, bits = expected.shape[1], int(os.environ.get("QSNN_COUNT_BITS", "16"))
+    classes = expected.shape[1]
+    bits = len(dut.m_counts.value) // classes  # 16, or bits(T) when T >= 65,536
     timeout = int(os.environ.get("QSNN_TIMEOUT", "1000000"))
     seed = int(os.environ.get("QSNN_SEED", "1"))
     backpressure = os.environ.get("QSNN_BACKPRESSURE") == "1"

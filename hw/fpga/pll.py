@@ -33,6 +33,12 @@ class Clock:
         return abs(self.achieved_mhz * 1e6 / self.clks_per_bit - BAUD) / BAUD
 
 
+def check_clock(clock_mhz: float | None) -> None:
+    """One-line error for a requested clock outside (0, 1000] MHz (also NaN)."""
+    if clock_mhz is not None and not 0 < clock_mhz <= 1000:
+        raise QsnnError(f"--clock-mhz {clock_mhz:g}: must be in (0, 1000]")
+
+
 def needs_pll(board: Board, clock_mhz: float | None) -> bool:
     """True when ``clock_mhz`` is not the board oscillator's frequency."""
     return clock_mhz is not None and not math.isclose(clock_mhz, board.clock_mhz,
@@ -43,10 +49,9 @@ def make_clock(board: Board, clock_mhz: float | None, tools: dict[str, str],
                out: Path) -> Clock:
     """The board oscillator, or a PLL module for ``clock_mhz`` (written by the family's
     PLL tool in ``out``)."""
+    check_clock(clock_mhz)
     if not needs_pll(board, clock_mhz):
         return Clock(board.clock_mhz, board.clock_mhz, None)
-    if not 0 < clock_mhz <= 1000:
-        raise QsnnError(f"clock {clock_mhz} MHz: must be in (0, 1000]")
     fam, name = board.fpga, "pll.tmp.v"
     res = run(fam.pll_command(tools, board, clock_mhz, name), out, out / "pll.log")
     tmp = out / name

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from qsnn.errors import QsnnError
 from qsnn.hw.design import Design
 from qsnn.hw.fpga.boards import Board
 from qsnn.hw.fpga.pll import BAUD, Clock
@@ -72,7 +73,7 @@ def cycles_per_inference(design: Design, build_dir: Path | None,
     in the design folder if present, else the cycle model on the IR's golden inputs."""
     sim = design.folder / "sim_report.json"
     if sim.is_file():
-        rep = json.loads(sim.read_text())
+        rep = _read_sim_report(sim)
         if rep.get("cycles_per_inference_mean"):
             return (float(rep["cycles_per_inference_mean"]),
                     f"RTL simulation ({rep.get('images', '?')} images, sim_report.json)")
@@ -81,19 +82,29 @@ def cycles_per_inference(design: Design, build_dir: Path | None,
     import numpy as np
     import torch
 
-    from qsnn.errors import QsnnError
     from qsnn.export import serialize
     from qsnn.hw.cycles import image_cycles
 
     build_dir = Path(build_dir)
     design.check_fresh(build_dir)
-    vfile = build_dir / "golden" / "vectors.npz"
-    if not vfile.is_file():
-        raise QsnnError(f"no golden vectors in {vfile.parent}: run qsnn export")
     graph = serialize.load(build_dir)
-    x = torch.from_numpy(np.load(vfile)["inputs"][:images])
+    x = torch.from_numpy(serialize.load_vectors(build_dir, graph)["inputs"][:images])
     cyc = image_cycles(graph, design.lanes, x)
     return float(np.mean(cyc)), f"cycle model ({len(cyc)} golden inputs)"
+
+
+def _read_sim_report(path: Path) -> dict[str, Any]:
+    """``sim_report.json`` of ``qsnn verify``, or a one-line error when it is not one."""
+    try:
+        rep = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise QsnnError(f"{path} is corrupt ({type(exc).__name__}): run qsnn verify again "
+                        "or delete it") from None
+    if not isinstance(rep, dict) or not isinstance(
+            rep.get("cycles_per_inference_mean", 0), (int, float)):
+        raise QsnnError(f"{path} is not a qsnn verify report: run qsnn verify again or "
+                        "delete it")
+    return rep
 
 
 def performance(design: Design, clock: Clock, fmax: float | None,

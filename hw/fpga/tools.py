@@ -8,6 +8,7 @@ folder with relative file names.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 from qsnn.errors import QsnnError
 from qsnn.extras import extra_of, install_hint
 from qsnn.hw.fpga.boards import Board
+
+PR_SET_PDEATHSIG = 1          # linux/prctl.h
 
 
 def find_tool(name: str, package: str) -> str:
@@ -41,10 +44,21 @@ def toolchain(board: Board, pll: bool) -> dict[str, str]:
 
 
 def run(cmd: list[str], cwd: Path, log: Path) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in ``cwd``; its command line and output go to ``log``."""
-    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    """Run ``cmd`` in ``cwd``; its command line and output go to ``log``. The tool dies
+    with qsnn (:func:`die_with_parent`)."""
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False,
+                         preexec_fn=die_with_parent)
     log.write_text(f"$ {' '.join(cmd)}\n{res.stdout}{res.stderr}")
     return res
+
+
+def die_with_parent() -> None:
+    """In the tool's process: have the kernel SIGKILL it when qsnn dies (Linux prctl
+    PR_SET_PDEATHSIG), so that a killed ``qsnn bitstream`` leaves no tool writing into
+    its staging folder."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 def first_error(text: str) -> str:

@@ -33,9 +33,9 @@ module qsnn_readout #(
             // CLASSES must be 1..256
             ERROR_qsnn_readout_CLASSES_must_be_1_to_256 u_error ();
         end
-        if (CW < 1 || CW > 16) begin : g_bad_cw
-            // CW must be 1..16
-            ERROR_qsnn_readout_CW_must_be_1_to_16 u_error ();
+        if (CW < 1 || CW > 32) begin : g_bad_cw
+            // CW must be 1..32 (qsnn hw: bits(T), 17 for T = 65,536 .. 100,000)
+            ERROR_qsnn_readout_CW_must_be_1_to_32 u_error ();
         end
     endgenerate
 
