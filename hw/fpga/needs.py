@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from qsnn.hw.design import Design, LayerParams
 from qsnn.hw.fpga.boards import Board
 
-#: LUT4 per lane and membrane bit, at least (about half of the measured slope)
+#: LUT4 per lane and membrane bit, at least (about 3/4 of the measured slope)
 LANE_LUTS = {"ice40": 8, "ecp5": 4}
 #: iCE40 SB_RAM40_4K read/write modes (depth, width)
 ICE40_MODES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
