@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import simlib
@@ -21,6 +23,7 @@ from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
 from qsnn.export.runner import assign_widths
 from qsnn.hw import cycles, host
 from qsnn.hw.generate import generate, ir_sha256
+from qsnn.hw.layers import layer_params
 
 CPB = 8
 LANES = 4
@@ -129,3 +132,28 @@ def test_uart_top_runtime_weights(sim_seed, tmp_path) -> None:
     assert ans[1] == [host.CMD_WEIGHTS] == ans[5]
     assert host.parse_info(bytes(ans[2])) == (want_id, True)
     assert [ans[i][0] for i in (3, 4, 6, 7)] == res.predictions.tolist()
+
+
+def test_uart_top_conv_design(sim_seed, tmp_path) -> None:
+    """A convolutional design (1x8x8 -> 4C3 pad 1 -> pool 2 -> 6C3 pad 1 -> pool 2 -> fc5,
+    layer 0 fused, layer 1 as an address map) through the same UART path as ``qsnn run``:
+    the design id, then the golden model's predictions for the host's image frames."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from qsnn_randnet import make
+
+    base = simlib.SIM_BUILD / "gen" / "uart_net-conv"
+    g = make(base / "ir", [("conv", 4, 3, 1, 2), ("conv", 6, 3, 1, 2), ("fc", 5)], "direct",
+             (1, 8, 8), steps=4, images=6, seed=sim_seed % 1000)
+    x = torch.from_numpy(np.load(base / "ir" / "golden" / "vectors.npz")["inputs"])
+    hw = base / "hw"
+    params = generate(base / "ir", hw, lanes=[3, 4, 2], pool=["fused", "map"])
+    res = golden.run(g, x)
+    frames = [host.encode_image(img, "direct") for img in x]
+    assert all(len(f) == params["input_bytes"] == 64 for f in frames)
+    model, _ = cycles.model(g, layer_params(g, [3, 4, 2], pool=["fused", "map"]), x)
+    reqs = [host.info_request()] + [host.image_request(f) for f in frames]
+    got = replay(hw, reqs, [host.INFO_BYTES] + [1] * len(frames), 2 * int(max(model)) + 1000,
+                 sim_seed, tmp_path)
+    ans = got["answers"]
+    assert host.parse_info(bytes(ans[0])) == (host.design_id(ir_sha256(base / "ir")), True)
+    assert [a[0] for a in ans[1:]] == res.predictions.tolist()

@@ -381,7 +381,7 @@ def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:
     assert msg == ("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: the ROM "
                    "weights alone need 407552 bits = at least 100 blocks of 4096 bits, the "
                    "device has 30 (122880 bits; checked before synthesis); generate with qsnn "
-                   "hw --runtime-weights 0 to keep the first layer's weights in the 1048576 "
+                   "hw --runtime-weights 0 to keep the weights of layer(s) 0 in the 1048576 "
                    "bits of SPRAM, loaded over the UART")
     assert fpga.precheck_fit(fpga.BOARDS["ulx3s"], params) is None    # nextpnr decides
     # the first layer in run-time RAM: nextpnr decides (SPRAM)
@@ -510,3 +510,84 @@ def test_program_runs_the_loader(tmp_path, monkeypatch) -> None:
     with pytest.raises(QsnnError, match=r"openFPGALoader failed \(exit 1\): "
                                         r"Error: bitstream too large"):
         fpga.program(bit, "icebreaker")
+
+
+# -- conv designs: the lower bounds of qsnn.hw.fpga.needs ---------------------------------
+def conv_design(lanes: list[int], pool: str = "fused", runtime: tuple[int, ...] = (),
+                out_channels: int = 16) -> Design:
+    """The seed network's geometry (1x28x28 -> 16C5 -> pool 2 -> 64C5 -> pool 2 -> fc10);
+    ``out_channels`` widens the direct-input layer."""
+    from test_hw_conv import seed_like
+
+    from qsnn.export.ir import Conv2d
+    from qsnn.hw.layers import layer_params
+    graph = seed_like()
+    if out_channels != 16:
+        c0 = Conv2d("conv0", 1, out_channels, 5, 0, 4, np.zeros((out_channels, 1, 5, 5),
+                                                                 np.int8))
+        graph = dataclasses.replace(graph, nodes=(c0,) + graph.nodes[1:])
+    layers = tuple(layer_params(graph, lanes, runtime, pool=pool))
+    return Design(Path("/nonexistent"), "seed", "0" * 64, max(lanes), 25, "direct", 255, 0,
+                  10, 16, 784, layers, runtime, 0, ())
+
+
+def test_ice40_block_counts_match_the_measured_conv_layers() -> None:
+    """SB_RAM40_4K counts Yosys used for the seed's layer 1 (docs/hardware.md table:
+    address map, P = 4, 16, 64: 31, 46, 104 = weights + V, spike masks in logic)."""
+    for p, measured in ((4, 31), (16, 46), (64, 104)):
+        words = 16 * 25 * (64 // p)
+        got = (fpga.needs.ice40_blocks(words, 4 * p)
+               + fpga.needs.ice40_blocks(16 * 64 // p, 18 * p))
+        assert got in (measured, measured - 1), (p, got)
+    assert fpga.needs.ice40_blocks(2304, 21) == 15      # 512 x 8: 5 x 3
+    assert fpga.needs.ebr_bound([(10, 160.0), (21, 48384.0)], 1000.0) == 21
+    assert fpga.needs.ebr_bound([(10, 160.0), (21, 48384.0)], 0.0) == 31
+
+
+def test_seed_conv_membranes_do_not_fit_the_up5k() -> None:
+    """The seed's membranes need more EBR than the UP5K has at any lanes: one line naming
+    block RAM, the need and the option (a larger board), before synthesis."""
+    for lanes, need in (([16, 64, 10], 146), ([1, 4, 1], 34)):   # MB 20 (seed_like)
+        msg = fpga.precheck_fit(fpga.BOARDS["icebreaker"], conv_design(lanes, "map", (1,)))
+        assert msg.startswith("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: "
+                              f"the membranes (V, and C of the direct-input layer) need at "
+                              f"least {need} EBR"), msg
+        assert "larger board (orangecrab, ulx3s)" in msg and "\n" not in msg
+
+
+def test_seed_conv_fits_the_ecp5_25f_and_multipliers_are_checked() -> None:
+    """P = 16, 64, 10 passes on the OrangeCrab (16 MULT18X18D, measured); a direct-input
+    layer with 32 lanes needs 32 of its 28 and gets the line with lanes that pass."""
+    crab = fpga.BOARDS["orangecrab"]
+    assert fpga.precheck_fit(crab, conv_design([16, 64, 10])) is None
+    msg = fpga.precheck_fit(crab, conv_design([32, 64, 10], out_channels=32))
+    assert msg == ("design does not fit LFE5U-25F-8MG285C (orangecrab): multipliers: the "
+                   "direct-input layers' lanes need 32 MULT18X18D, the device has 28 (a lower "
+                   "bound, checked before synthesis); use fewer lanes (e.g. --lanes 16,64,10)")
+    assert fpga.precheck_fit(fpga.BOARDS["ulx3s"], conv_design([32, 64, 10],
+                                                               out_channels=32)) is None
+
+
+def test_lanes_past_the_logic_or_block_ram_get_fewer_lanes(tmp_path) -> None:
+    """FashionMNIST's MLP with run-time layer-0 weights fits the UP5K at P = 4 (measured:
+    99 % of its cells); at P = 64 its membrane words are 1,024 bits wide (64 EBR each), and
+    the suggested lanes pass. On the ECP5-25F, lanes past its LUT4s get the logic line."""
+    b = fpga.BOARDS["icebreaker"]
+    assert fpga.precheck_fit(b, fm_design(tmp_path, (0,))) is None
+    wide = fpga.needs.with_lanes(fm_design(tmp_path, (0,)), [64, 10])
+    msg = fpga.precheck_fit(b, wide)
+    assert msg.startswith("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: the "
+                          "membranes (V, and C of the direct-input layer) need at least 148 "
+                          "EBR (layer 0's alone 128), the device has 30"), msg
+    lanes = [int(v) for v in msg.split("--lanes ")[1].rstrip(")").split(",")]
+    assert fpga.precheck_fit(b, fpga.needs.with_lanes(wide, lanes)) is None
+    deep = tuple(LayerParams(i, 64, 64, 64, 4, 24, 1, 1, 230, 8, 0) for i in range(4))
+    crab = fpga.BOARDS["orangecrab"]
+    big = dataclasses.replace(fm_design(tmp_path), layers=deep)
+    msg = fpga.precheck_fit(crab, big)
+    assert msg.startswith("design does not fit LFE5U-25F-8MG285C (orangecrab): logic: the "
+                          "lanes (6144 lane-membrane bits) need at least 24576 LUT4, the "
+                          "device has 24288"), msg
+    lanes = [int(v) for v in msg.split("--lanes ")[1].rstrip(")").split(",")]
+    assert lanes == [32, 64, 64, 64]
+    assert fpga.precheck_fit(crab, fpga.needs.with_lanes(big, lanes)) is None

@@ -36,6 +36,8 @@ class Board:
     bram_block_bits: int = 0
     spram_bits: int = 0            # iCE40 UltraPlus single-port RAM (4 x 256 kbit)
     luts: int = 0                  # LUT4s
+    dsps: int = 0                  # multipliers the flow maps products to (ECP5 MULT18X18D;
+    #                                the iCE40 flow runs synth_ice40 without -dsp: 0)
     notes: str = ""
 
     @property
@@ -66,7 +68,7 @@ BOARDS: dict[str, Board] = {
               "led_busy": "B2 (led[0])", "led_ready": "C2 (led[1])",
               "wifi_gpio0": "L2 (held high)"},
         led_active_low=False, loader="ulx3s", constant_outputs={"wifi_gpio0": 1},
-        bram_blocks=208, bram_block_bits=18432, luts=83640,
+        bram_blocks=208, bram_block_bits=18432, luts=83640, dsps=156,
         notes="UART on the FT231X (US1 port); wifi_gpio0 high keeps the ESP32 from "
               "resetting the board"),
     "orangecrab": Board(
@@ -77,7 +79,7 @@ BOARDS: dict[str, Board] = {
               "uart_tx": "M18 (Feather pin 1 / TX)", "led_busy": "K4 (RGB red)",
               "led_ready": "M3 (RGB green)", "led_blue": "J3 (RGB blue, off)"},
         led_active_low=True, loader="orangeCrab", constant_outputs={"led_blue": 1},
-        bram_blocks=56, bram_block_bits=18432, luts=24288,
+        bram_blocks=56, bram_block_bits=18432, luts=24288, dsps=28,
         notes="no USB-serial bridge: the UART is on Feather header pins 0 (RX, N17) and "
               "1 (TX, M18); wire a 3.3 V USB-serial adapter there"),
 }

@@ -1,25 +1,42 @@
 """Fit rules: does a design fit a board's device?
 
-Before synthesis (:func:`precheck_fit`): ROM weights (initialised by the bitstream) may
-use block RAM and LUTs as ROM (16 bits per LUT4); run-time-loaded weights also the SPRAM.
-A design whose weights alone exceed that is refused without running the tools. After
-place and route (:func:`fit_error`): every resource nextpnr reports over its capacity.
+Before synthesis (:func:`precheck_fit`), one line naming the resource, the need and the
+option that fits, from lower bounds (:mod:`qsnn.hw.fpga.needs`), in this order: ROM
+weights (initialised by the bitstream) may use block RAM and LUTs as ROM (16 bits per
+LUT4), run-time-loaded weights also the SPRAM; ECP5 multipliers of the direct-input lanes;
+iCE40 block RAM for the membranes (V, and C of the direct-input layer), then for membranes
+and ROM weights together; SPRAM for the run-time weights; LUT4s for the lanes. After place
+and route (:func:`fit_error`): every resource nextpnr reports over its capacity.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from qsnn.hw.design import Design
+from qsnn.hw.design import Design, LayerParams
 from qsnn.hw.fpga.boards import Board
+from qsnn.hw.fpga.needs import (
+    fewer_lanes,
+    ice40_blocks,
+    layer_membrane_blocks,
+    needs,
+)
 from qsnn.hw.fpga.tools import first_error
 
 LUT_ROM_BITS = 16              # bits of ROM in one LUT4
 
 
 def precheck_fit(board: Board, design: Design) -> str | None:
-    """The 'does not fit' message when the weights alone exceed every memory bit the device
-    has, so that synthesis is not even tried; else None (nextpnr decides)."""
+    """The 'does not fit' message when a lower bound of the design exceeds the device
+    (weights, multipliers, block RAM, SPRAM, lanes' LUTs), so that synthesis is not even
+    tried; else None (nextpnr decides)."""
+    return (dsp_check(board, design) or membrane_check(board, design)
+            or weights_check(board, design) or resource_check(board, design))
+
+
+def weights_check(board: Board, design: Design) -> str | None:
+    """The weights alone against every memory bit of the device."""
     rom = design.weight_bits(runtime=False)
     total = design.weight_bits()
     bram = board.bram_blocks * board.bram_block_bits
@@ -29,9 +46,10 @@ def precheck_fit(board: Board, design: Design) -> str | None:
     where = f"{board.device} ({board.name})"
     if rom > bram + luts:
         need = -(-rom // board.bram_block_bits)
-        hint = (f"; generate with qsnn hw --runtime-weights 0 to keep the first layer's "
-                f"weights in the {board.spram_bits} bits of SPRAM, loaded over the UART"
-                if board.spram_bits and total <= board.spram_bits + bram + luts
+        moved = _runtime_layers(design, rom - bram - luts)
+        hint = (f"; generate with qsnn hw --runtime-weights {moved} to keep the weights of "
+                f"layer(s) {moved} in the {board.spram_bits} bits of SPRAM, loaded over the "
+                "UART" if board.spram_bits and total <= board.spram_bits + bram + luts
                 else "; use a smaller network or a larger board")
         return (f"design does not fit {where}: block RAM: the ROM weights alone need {rom} "
                 f"bits = at least {need} blocks of {board.bram_block_bits} bits, the device "
@@ -41,6 +59,111 @@ def precheck_fit(board: Board, design: Design) -> str | None:
                 f"{bram} bits of block RAM and {board.spram_bits} of SPRAM (checked before "
                 "synthesis); use a smaller network or a larger board")
     return None
+
+
+def _lanes_hint(board: Board, design: Design) -> str:
+    lanes = fewer_lanes(board, design)
+    if lanes is None:
+        return "use a smaller network or a larger board"
+    return f"use fewer lanes (e.g. --lanes {','.join(map(str, lanes))})"
+
+
+WHERE = "design does not fit {device} ({name}): "
+NOTE = " (a lower bound, checked before synthesis)"
+
+
+def _where(board: Board) -> str:
+    return WHERE.format(device=board.device, name=board.name)
+
+
+def dsp_check(board: Board, design: Design) -> str | None:
+    """ECP5: one MULT18X18D per lane of a direct-input layer."""
+    n = needs(board, design)
+    if board.dsps and n.dsps > board.dsps:
+        return (f"{_where(board)}multipliers: the direct-input layers' lanes need {n.dsps} "
+                f"MULT18X18D, the device has {board.dsps}{NOTE}; "
+                f"{_lanes_hint(board, design)}")
+    return None
+
+
+def membrane_check(board: Board, design: Design) -> str | None:
+    """iCE40: the membranes (V, C) in block RAM or logic."""
+    n = needs(board, design)
+    if board.family != "ice40" or n.membrane_blocks <= board.bram_blocks:
+        return None
+    big = max(design.layers, key=layer_membrane_blocks)
+    hint = (_lanes_hint(board, design) if fewer_lanes(board, design) else
+            "membranes in SPRAM are not built yet (docs/hardware.md, 'Convolutional "
+            "networks on boards'): use a smaller network or a larger board (orangecrab, "
+            "ulx3s)")
+    return (f"{_where(board)}block RAM: the membranes (V, and C of the direct-input layer) "
+            f"need at least {n.membrane_blocks} EBR (layer {big.index}'s alone "
+            f"{layer_membrane_blocks(big)}), the device has {board.bram_blocks}{NOTE}; "
+            f"{hint}")
+
+
+def resource_check(board: Board, design: Design) -> str | None:
+    """iCE40 block RAM for membranes and ROM weights, SPRAM, lanes' LUTs."""
+    n = needs(board, design)
+    where, note = _where(board), NOTE
+    total = n.memory_blocks
+    if total > board.bram_blocks:
+        return (f"{where}block RAM: membranes and ROM weights need at least {total} EBR, "
+                f"the device has {board.bram_blocks}{note}; "
+                f"{_memory_hint(board, design)}")
+    spram = board.spram_bits // (16384 * 16)
+    if n.spram_blocks > spram:
+        return (f"{where}SPRAM: the run-time weights need {n.spram_blocks} SPRAMs of 16k x 16, "
+                f"the device has {spram}{note}; use fewer lanes or a smaller network")
+    if n.lane_luts > board.luts:
+        return (f"{where}logic: the lanes ({sum(p.lanes * p.mb for p in design.layers)} "
+                f"lane-membrane bits) need at least {n.lane_luts} LUT4, the device has "
+                f"{board.luts}{note}; {_lanes_hint(board, design)}")
+    return None
+
+
+def _rom_blocks(p: LayerParams) -> int:
+    return 0 if p.w_runtime else ice40_blocks(p.w_words, p.lanes * p.wb)
+
+
+def _fits(board: Board, design: Design, layers: list[LayerParams]) -> bool:
+    n = needs(board, dataclasses.replace(design, layers=tuple(layers)))
+    return n.memory_blocks <= board.bram_blocks
+
+
+def _memory_hint(board: Board, design: Design) -> str:
+    """The first option that brings membranes + ROM weights within the EBR: the address
+    map instead of a fused pool, then run-time weights (SPRAM), layer by layer, the largest
+    ROM first."""
+    layers = list(design.layers)
+    for i, p in enumerate(layers):
+        if p.conv and p.fused and p.pool > 1:
+            layers[i] = dataclasses.replace(p, fused=0, wb=p.wb - 2 * (p.pool.bit_length() - 1))
+    mapped = [str(p.index) for p, q in zip(design.layers, layers, strict=True) if p != q]
+    if mapped and _fits(board, design, layers):
+        return f"generate with qsnn hw --pool map for layer(s) {','.join(mapped)}"
+    if board.spram_bits:
+        layers = list(design.layers)
+        for i in sorted(range(len(layers)), key=lambda i: -_rom_blocks(layers[i])):
+            layers[i] = dataclasses.replace(layers[i], w_runtime=1)
+            if _fits(board, design, layers):
+                rt = ",".join(str(p.index) for p in layers if p.w_runtime)
+                return (f"generate with qsnn hw --runtime-weights {rt} (weights in SPRAM, "
+                        "loaded over the UART)")
+    return "use fewer lanes or a smaller network, or a larger board"
+
+
+def _runtime_layers(design: Design, excess: int) -> str:
+    """The ROM layers, largest first, whose weights moved to run-time RAM cover
+    ``excess`` bits (e.g. '1' or '0,1')."""
+    rom = sorted((p for p in design.layers if not p.w_runtime), key=lambda p: -p.w_bits)
+    chosen: list[int] = []
+    for p in rom:
+        if excess <= 0:
+            break
+        chosen.append(p.index)
+        excess -= p.w_bits
+    return ",".join(map(str, sorted(chosen)))
 
 
 def overflow(util: dict[str, dict[str, int]], board: Board) -> str | None:
