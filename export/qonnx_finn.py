@@ -22,7 +22,7 @@ spikes and membranes with the model; :func:`inference_cost` is qonnx's
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -37,7 +37,7 @@ from qonnx.util import inference_cost as qonnx_cost
 from qonnx.util.cleanup import cleanup_model
 
 from qsnn.export import lower, pass_checks, widths
-from qsnn.export.ir import Encoding, Graph
+from qsnn.export.ir import Encoding, Graph, Node
 from qsnn.train.model import QSNN
 
 
@@ -53,7 +53,8 @@ def membrane_bits(model: QSNN, input_shape: tuple[int, ...]) -> list[int]:
     checks the same lowering against the model)."""
     enc, nodes = lower.lower_model(model, "qonnx", tuple(input_shape))
     nodes = pass_checks.pass_graphs(nodes)[-1][1]
-    graph = Graph("qonnx", model.steps, enc, tuple(nodes))
+    # the passes end in IR nodes (export.runner checks it on the same lowering)
+    graph = Graph("qonnx", model.steps, enc, tuple(cast(list[Node], nodes)))
     return [w.membrane_bits for w in widths.analyze(graph)]
 
 

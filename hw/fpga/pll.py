@@ -43,7 +43,7 @@ def make_clock(board: Board, clock_mhz: float | None, tools: dict[str, str],
                out: Path) -> Clock:
     """The board oscillator, or a PLL module for ``clock_mhz`` (written by the family's
     PLL tool in ``out``)."""
-    if not needs_pll(board, clock_mhz):
+    if clock_mhz is None or not needs_pll(board, clock_mhz):
         return Clock(board.clock_mhz, board.clock_mhz, None)
     if not 0 < clock_mhz <= 1000:
         raise QsnnError(f"clock {clock_mhz} MHz: must be in (0, 1000]")
