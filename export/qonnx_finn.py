@@ -22,6 +22,7 @@ spikes and membranes with the model; :func:`inference_cost` is qonnx's
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -87,7 +88,7 @@ def _qcdq_session(path: str) -> ort.InferenceSession:
                                 providers=["CPUExecutionProvider"])
 
 
-def verify_qcdq(path: str, model: QSNN, x: torch.Tensor) -> dict[str, Any]:
+def verify_qcdq(path: str | Path, model: QSNN, x: torch.Tensor) -> dict[str, Any]:
     """Step graph after ``QuantToQCDQ`` in onnxruntime over all T steps vs the model
     (batch of ``x``, any size: the graph's batch axis is dynamic)."""
     from qsnn.export.qonnx_export import step_inputs
@@ -136,7 +137,7 @@ def _fuse_scales(wrapper: ModelWrapper) -> ModelWrapper:
     return wrapper
 
 
-def inference_cost(path: str) -> dict[str, Any]:
+def inference_cost(path: str | Path) -> dict[str, Any]:
     """qonnx ``inference_cost`` of one time step for one image (batch fixed to 1):
     MACs / bit-operations, weight and output memory, and the per-type MAC counts
     (weights ``SCALEDINT<wb>``: integers times their power-of-two scale)."""
