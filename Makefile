@@ -52,7 +52,7 @@ test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + 
 test-gate: $(STAMP)  ## gate-level tests: digits netlists on iCE40 and ECP5, Verilator and Icarus (8 CPU min)
 	$(BIN)/python -m pytest sim/test_gate_level.py -m gate -q
 
-lint: $(STAMP)  ## ruff over every file, then the pre-commit hooks (.pre-commit-config.yaml)
+lint: $(STAMP)  ## ruff over every file, then the pre-commit hooks (.pre-commit-config.yaml: ruff, mypy)
 	$(BIN)/ruff check .
 	$(BIN)/pre-commit run --all-files
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -38,6 +40,8 @@ from qsnn.export.ir import (
     SumPool,
 )
 from qsnn.lfsr import rate_spikes, rate_table
+
+IntArray = TypeVar("IntArray", Tensor, np.ndarray)  # leak(): torch, or numpy (widths.py)
 
 
 @dataclass
@@ -92,7 +96,7 @@ def sum_pool(x: Tensor, k: int) -> Tensor:
     return x.reshape(n, c, h // k, k, w // k, k).sum(dim=(3, 5))
 
 
-def leak(u: Tensor, node: LIF) -> Tensor:
+def leak(u: IntArray, node: LIF) -> IntArray:
     """The integer leak (arithmetic shifts); also used on numpy int64 arrays by the width
     analysis, so the bound and the model share one definition."""
     if node.leak == Leak.SHIFT:
@@ -163,7 +167,7 @@ def run(graph: Graph, x: Tensor, record: bool = False) -> GoldenResult:
     batch = x.shape[0]
     spikes_rec: list[Tensor] = []
     mems_rec: list[Tensor] = []
-    cur = None
+    cur: Tensor  # set by the weight layer that validate() puts before every pool and LIF
     for node in graph.nodes:
         if isinstance(node, (Linear, Conv2d)):
             inp = h if static else h.reshape(steps * batch, *h.shape[2:])

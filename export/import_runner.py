@@ -194,7 +194,8 @@ def calibrate_readout(build: Callable[[float], tuple[Graph, list]], x: torch.Ten
     want = membrane.argmax(1)
     top = float(torch.quantile(membrane.max(1).values, 0.95))
     theta0 = (top if top > 0 else float(membrane.abs().max()) or 1.0) / steps
-    best, scores = None, {}
+    best: tuple[float, Graph, list] | None = None
+    scores: dict[str, float] = {}
     for k in THETA_STEPS:
         theta = theta0 * 2.0 ** (k / 2)
         graph, changes = build(theta)
@@ -202,6 +203,7 @@ def calibrate_readout(build: Callable[[float], tuple[Graph, list]], x: torch.Ten
         scores[f"{theta:.6g}"] = agree
         if best is None or agree > best[0]:
             best = (agree, graph, changes)
+    assert best is not None  # THETA_STEPS is not empty
     _, graph, changes = best
     changes[-1]["readout_calibration"] = {"images": int(len(x)), "agreement": scores}
     return graph, changes

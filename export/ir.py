@@ -93,6 +93,8 @@ class Node:
 
     op: ClassVar[str] = ""
     array_fields: ClassVar[tuple[str, ...]] = ()
+    name: str  # every node type declares it (annotation only: Node is not a dataclass)
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclasses are dataclasses
 
     def scalars(self) -> dict[str, Any]:
         """JSON-serialisable fields (arrays excluded), with ``op`` first."""

@@ -58,7 +58,7 @@ WHY = {
 }
 READOUTS = (nir.LI, nir.I)
 
-RESET_NOTES = {
+RESET_NOTES: dict[str, str] = {  # keyed by Reset (a str enum) or its value
     Reset.ZERO: "NIR reset to 0 right after the spike = the IR's zero reset",
     Reset.SUBTRACT: "membrane loop with reset -theta on the previous spikes = subtract reset",
     Reset.NONE: "membrane loop without a reset = reset none",
@@ -295,7 +295,8 @@ def block_nodes(block: Block, shape: tuple[int, ...], in_scale: float, bits: int
         pad = wnode.padding
         pad = ((k - 1) // 2 if pad == "same" else 0) if isinstance(pad, str) else \
             _pair(pad, wname, "padding")
-        layer = Conv2d(ir_name(wname, used), shape[0], w_int.shape[0], k, pad, bits, w_int)
+        layer: Linear | Conv2d = Conv2d(ir_name(wname, used), shape[0], w_int.shape[0], k, pad,
+                                        bits, w_int)
     else:
         layer = Linear(ir_name(wname, used), w_int.shape[1], w_int.shape[0], bits, w_int)
     if layer.out_shape(shape)[0] != w_int.shape[0] or (
@@ -321,5 +322,6 @@ def block_nodes(block: Block, shape: tuple[int, ...], in_scale: float, bits: int
     meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in meta.items()}
     out.append(integer_lif(ir_name(nname, used), block, shape, unit, params, bias, meta))
     if isinstance(nnode, READOUTS):
+        assert readout_theta is not None  # neuron_params() refused a readout without one
         block.changes.update(reset_note=READOUT_NOTE, readout_theta=float(readout_theta))
     return out, shape

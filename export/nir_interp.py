@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nir
 import numpy as np
@@ -124,7 +125,8 @@ def chain(graph: nir.NIRGraph) -> list[tuple[str, nir.NIRNode]]:
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
         raise QsnnError(f"NIR graph has {len(inputs)} Input nodes; one is supported")
-    order, seen, cur = [], set(inputs), inputs[0]
+    order: list[tuple[str, nir.NIRNode]] = []
+    seen, cur = set(inputs), inputs[0]
     while True:
         nxt = succ.get(cur, [])
         if len(nxt) != 1:
@@ -199,7 +201,7 @@ def _integrator_step(node: nir.NIRNode, v: Tensor, i: Tensor, dt: float
     return v, v
 
 
-def _step(node: nir.NIRNode, state: object, h: Tensor, dt: float) -> tuple[Tensor, object]:
+def _step(node: nir.NIRNode, state: Any, h: Tensor, dt: float) -> tuple[Tensor, Any]:
     if isinstance(node, READOUTS):
         return _integrator_step(node, torch.zeros_like(h) if state is None else state, h, dt)
     if isinstance(node, Membrane):
@@ -212,7 +214,7 @@ def run(nodes: list[tuple[str, nir.NIRNode]], x: Tensor, steps: int, dt: float) 
     (an LI or I last layer: its membrane after the last step)."""
     x = x.to(torch.float64)
     state: dict[str, object] = {}
-    counts = None
+    counts: Tensor | None = None
     membrane_out = bool(nodes) and isinstance(nodes[-1][1], READOUTS)
     for _ in range(steps):
         h = x
@@ -225,4 +227,6 @@ def run(nodes: list[tuple[str, nir.NIRNode]], x: Tensor, steps: int, dt: float) 
                 raise QsnnError(f"NIR node '{name}': {type(node).__name__} is not supported "
                                 "by the reference interpreter")
         counts = h if counts is None or membrane_out else counts + h
+    if counts is None:
+        raise QsnnError(f"NIR interpreter: {steps} time steps (need at least 1)")
     return counts

@@ -22,7 +22,8 @@ spikes and membranes with the model; :func:`inference_cost` is qonnx's
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -37,7 +38,7 @@ from qonnx.util import inference_cost as qonnx_cost
 from qonnx.util.cleanup import cleanup_model
 
 from qsnn.export import lower, pass_checks, widths
-from qsnn.export.ir import Encoding, Graph
+from qsnn.export.ir import Encoding, Graph, Node
 from qsnn.train.model import QSNN
 
 
@@ -53,7 +54,8 @@ def membrane_bits(model: QSNN, input_shape: tuple[int, ...]) -> list[int]:
     checks the same lowering against the model)."""
     enc, nodes = lower.lower_model(model, "qonnx", tuple(input_shape))
     nodes = pass_checks.pass_graphs(nodes)[-1][1]
-    graph = Graph("qonnx", model.steps, enc, tuple(nodes))
+    # the passes end in IR nodes (export.runner checks it on the same lowering)
+    graph = Graph("qonnx", model.steps, enc, tuple(cast(list[Node], nodes)))
     return [w.membrane_bits for w in widths.analyze(graph)]
 
 
@@ -86,7 +88,7 @@ def _qcdq_session(path: str) -> ort.InferenceSession:
                                 providers=["CPUExecutionProvider"])
 
 
-def verify_qcdq(path: str, model: QSNN, x: torch.Tensor) -> dict[str, Any]:
+def verify_qcdq(path: str | Path, model: QSNN, x: torch.Tensor) -> dict[str, Any]:
     """Step graph after ``QuantToQCDQ`` in onnxruntime over all T steps vs the model
     (batch of ``x``, any size: the graph's batch axis is dynamic)."""
     from qsnn.export.qonnx_export import step_inputs
@@ -135,7 +137,7 @@ def _fuse_scales(wrapper: ModelWrapper) -> ModelWrapper:
     return wrapper
 
 
-def inference_cost(path: str) -> dict[str, Any]:
+def inference_cost(path: str | Path) -> dict[str, Any]:
     """qonnx ``inference_cost`` of one time step for one image (batch fixed to 1):
     MACs / bit-operations, weight and output memory, and the per-type MAC counts
     (weights ``SCALEDINT<wb>``: integers times their power-of-two scale)."""

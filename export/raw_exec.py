@@ -133,10 +133,10 @@ def grid_lif(node: FloatLIF, cur: GridCurrent) -> LIF:
     ``leak_param``; ``train/layers.py`` ``b_int``)."""
     unit = _unit(cur, node)
     theta = torch.round(_t(node.threshold) / unit).clamp(1, MAX_THETA_INT)
-    bias = None
+    bias: np.ndarray | None = None
     if cur.offset is not None:
-        bias = torch.round(cur.offset / unit).clamp(-MAX_THETA_INT, MAX_THETA_INT)
-        bias = bias.numpy().astype(np.int64)
+        b = torch.round(cur.offset / unit).clamp(-MAX_THETA_INT, MAX_THETA_INT)
+        bias = b.numpy().astype(np.int64)
     param = quantize_beta(node.beta, node.leak, node.frac_bits)
     return LIF(node.name, node.shape, node.leak, param, node.frac_bits, node.reset,
                MEMBRANE_BITS, theta.numpy().astype(np.int64), bias)
@@ -183,6 +183,7 @@ def run(enc: InputEncoder, nodes: list[RawNode], steps: int, x: Tensor) -> RawTr
             value = cur.value if static else cur.value.reshape(steps, batch, *cur.value.shape[1:])
             spk, mem = golden.lif_run(as_lif(node, cur), value, steps, static, record=True)
             trace.names.append(node.name)
+            assert mem is not None  # record=True
             trace.spikes.append(spk)
             trace.membranes.append(mem)
             h, static, cur = spk.to(torch.int64), False, None

@@ -120,6 +120,7 @@ def golden_vectors(graph: Graph, test: Split, count: int | None) -> dict[str, np
            "counts": res.counts.numpy().astype(np.int32),
            "predictions": res.predictions.numpy().astype(np.int32)}
     traced = golden.run(graph, x[:TRACE_IMAGES], record=True)
+    assert traced.spikes is not None and traced.membranes is not None  # record=True
     for lif, spk, mem in zip(graph.lifs(), traced.spikes, traced.membranes, strict=True):
         vec[f"trace.{lif.name}.spikes"] = spk.numpy()
         vec[f"trace.{lif.name}.membranes"] = mem.numpy().astype(np.int32)

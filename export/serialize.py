@@ -15,7 +15,7 @@ import json
 import typing
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def from_json(doc: Any, npz: dict[str, np.ndarray]) -> Graph:
     inp = dict(doc["input"])
     if inp.pop("op", "input") != "input":
         raise QsnnError("IR input: op must be 'input'")
-    encoder = _node_from(InputEncoder, inp, npz, "input")
+    encoder = cast(InputEncoder, _node_from(InputEncoder, inp, npz, "input"))  # cls made it
     nodes = []
     for i, raw in enumerate(doc["nodes"]):
         if not isinstance(raw, dict) or raw.get("op") not in ir.NODE_TYPES:

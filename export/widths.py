@@ -94,7 +94,8 @@ def analyze(graph: Graph) -> list[LayerWidth]:
     """Worst-case ranges and minimal widths of every LIF layer of ``graph``."""
     out = []
     x_max = graph.input.pixel_max if graph.input.encoding == Encoding.DIRECT else 1
-    weight, pool = None, 1
+    weight: np.ndarray  # set by the weight layer that validate() puts before every LIF
+    pool = 1
     for node in graph.nodes:
         if isinstance(node, (Linear, Conv2d)):
             weight, pool = node.weight, 1

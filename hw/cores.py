@@ -43,7 +43,7 @@ def localparams(name: str) -> dict[str, int]:
             m = re.fullmatch(r"\s*(?:\d+\s*)?'\s*([dhb])\s*([0-9a-fA-F_]+)\s*|\s*(\d+)\s*",
                              value)
             if m:
-                base = {"d": 10, "h": 16, "b": 2}.get(m[1] or "d")
+                base = {"d": 10, "h": 16, "b": 2}[m[1] or "d"]
                 out[key] = int((m[2] or m[3]).replace("_", ""), base)
     return out
 

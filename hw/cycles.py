@@ -197,6 +197,7 @@ def image_cycles(graph: Graph, layers: int | Sequence[LayerParams], x: torch.Ten
 def _model(graph: Graph, layers: list[LayerParams], x: torch.Tensor
            ) -> tuple[np.ndarray, np.ndarray]:
     res = golden.run(graph, x, record=True)
+    assert res.spikes is not None  # record=True
     enc = encoder_events(graph, x)
     cost0 = np.tile(event_costs(layers[0]).reshape(-1), enc.shape[2] // (
         layers[0].h_in * layers[0].w_in))

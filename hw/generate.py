@@ -17,7 +17,7 @@ import numpy as np
 
 from qsnn import outdir
 from qsnn.export import serialize
-from qsnn.export.ir import LIF, Linear
+from qsnn.export.ir import LIF, Conv2d, Linear
 from qsnn.hw import convmap
 from qsnn.hw.cores import BOARD_FILES, CONV_FILES, RTL_DIR, RTL_FILES, UART_FILES
 from qsnn.hw.design import (
@@ -66,7 +66,7 @@ def pack_words(values: np.ndarray, bits: int) -> list[str]:
     return words
 
 
-def layer_mems(p: LayerParams, lin: Linear, lif: LIF) -> dict[str, list[str]]:
+def layer_mems(p: LayerParams, lin: Linear | Conv2d, lif: LIF) -> dict[str, list[str]]:
     """``l<i>_w.mem``, ``l<i>_theta.mem``, ``l<i>_bias.mem`` (neurons padded to K*P)."""
     k, lanes = p.chunks, p.lanes
     pad = k * lanes

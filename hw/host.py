@@ -182,7 +182,7 @@ def run_on_port(port: str, build_dir: str | Path, images: int | None = 64,
         ser.close()
     n = len(frames)
     mismatches = np.nonzero(preds != want)[0]
-    report = {
+    report: dict[str, Any] = {
         "images": n,
         "accuracy": float((preds == labels[:n]).mean()),
         "agreement": float(1 - len(mismatches) / n),

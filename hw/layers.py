@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from qsnn.errors import QsnnError
 from qsnn.export.ir import (
@@ -66,7 +67,9 @@ class Block:
 
 def blocks(graph: Graph) -> list[Block]:
     """The IR's layers in order; a node the generator has no hardware for is refused."""
-    out, weight, pool = [], None, None
+    out: list[Block] = []
+    weight: Linear | Conv2d  # set by the weight layer that validate() puts before every LIF
+    pool: SumPool | None = None
     for node in graph.nodes:
         if isinstance(node, (Linear, Conv2d)):
             weight, pool = node, None
@@ -84,11 +87,11 @@ def per_layer(value: Lanes | Pool, count: int, option: str, what: str) -> list:
     """One value for every layer (a scalar) or the list as given (its length checked)."""
     if isinstance(value, (int, str)):
         return [value] * count
-    value = list(value)
-    if len(value) != count:
-        raise QsnnError(f"{option} {','.join(map(str, value))}: give one value or {count} "
+    values = list(value)
+    if len(values) != count:
+        raise QsnnError(f"{option} {','.join(map(str, values))}: give one value or {count} "
                         f"(one per {what})")
-    return value
+    return values
 
 
 def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...] | str = (),
@@ -115,7 +118,7 @@ def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...
     rt = _runtime_set(runtime_weights, len(bl))
     out = []
     for i, b in enumerate(bl):
-        n = b.weight.out_channels if b.conv else b.weight.out_features
+        n = b.weight.out_channels if isinstance(b.weight, Conv2d) else b.weight.out_features
         p = min(want[i], n)
         if p < want[i]:
             note(f"layer {i} ('{b.weight.name}'): {want[i]} lanes capped to its {n} output "
@@ -125,7 +128,7 @@ def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...
                       leak_mult=Leak(b.lif.leak).code, leak_param=b.lif.leak_param,
                       frac_bits=b.lif.frac_bits, reset_mode=Reset(b.lif.reset).code,
                       w_runtime=int(i in rt))
-        if b.conv:
+        if isinstance(b.weight, Conv2d):  # b.conv, narrowed for mypy
             out.append(_conv_params(graph, bl, i, common, modes[i], board, note))
         else:
             out.append(LayerParams(n_in=b.weight.in_features, wb=b.weight.weight_bits,
@@ -146,7 +149,9 @@ def _check_graph(graph: Graph) -> None:
 
 
 def _runtime_set(runtime_weights: tuple[int, ...] | str, layers: int) -> set[int]:
-    if runtime_weights == "all":
+    if isinstance(runtime_weights, str):
+        if runtime_weights != "all":
+            raise QsnnError(f"--runtime-weights {runtime_weights!r}: give layer indices or 'all'")
         return set(range(layers))
     bad = sorted(set(runtime_weights) - set(range(layers)))
     if bad:
@@ -159,7 +164,7 @@ def _conv_params(graph: Graph, bl: list[Block], i: int, common: dict, mode: str,
                  note: Callable[[str], None]) -> LayerParams:
     """A conv layer: its geometry checked against the engine's limits, pooling chosen."""
     b = bl[i]
-    conv, kp = b.weight, b.pool.kernel if b.pool else 1
+    conv, kp = cast(Conv2d, b.weight), b.pool.kernel if b.pool else 1  # a conv block
     shape = _input_shape(graph, b)
     where = f"IR node '{conv.name}'"
     g = ConvGeom(conv.in_channels, shape[1], shape[2], conv.kernel, conv.padding, kp,

@@ -324,7 +324,7 @@ def build(
     runner.build_dir = build_dir
     runner.hdl_toplevel = toplevel
     runner.parameters = params
-    runner.qsnn_waves = waves
+    runner.qsnn_waves = waves  # type: ignore[attr-defined]  # our tag on cocotb's Runner
     return runner
 
 

@@ -55,7 +55,7 @@ def stimulus(graph: Graph, build_dir: Path, images: int | None
 
     name = graph.metadata.get("dataset")
     frames = graph.time_steps if graph.input.encoding == Encoding.EVENTS else 20
-    data = load_dataset(name, time_steps=frames)
+    data = load_dataset(str(name), time_steps=frames)  # None: "unknown dataset 'None'"
     x = data.test.x if images is None else data.test.x[:images]
     res = golden.run_batched(graph, x)
     return x.numpy(), res.counts.numpy(), data.test.y[: len(x)].numpy()
@@ -88,6 +88,7 @@ def first_difference(graph: Graph, layers: Sequence[LayerParams], x: np.ndarray,
     """First (time step, layer, neuron) where the RTL's spikes differ from the golden model
     (neuron: the golden model's flat index)."""
     res = golden.run(graph, torch.from_numpy(x[None]), record=True)
+    assert res.spikes is not None  # record=True
     got = rtl_traces(graph, layers, traced, "mask")
     for t in range(graph.time_steps):
         for layer, spk in enumerate(res.spikes):
@@ -121,6 +122,7 @@ def compare_trace(build_dir: str | Path, hw_dir: str | Path, image: int, seed: i
     graph = serialize.load(Path(build_dir))
     x, _, _ = stimulus(graph, Path(build_dir), image + 1)
     res = golden.run(graph, torch.from_numpy(x[image:image + 1]), record=True)
+    assert res.spikes is not None and res.membranes is not None  # record=True
     spikes, mems = trace(build_dir, hw_dir, image, seed)
     out = []
     for layer, lif in enumerate(graph.lifs()):
@@ -149,7 +151,7 @@ def _run_traced(runner, hw_dir: Path, x: np.ndarray, want: np.ndarray, timeout: 
 
 
 def _run(runner, hw_dir: Path, stim: Path, out: Path, timeout: int, seed: int,
-         trace_image: int | None, waves: bool) -> list[dict]:
+         trace_image: int | None, waves: bool) -> dict[str, Any]:
     env: dict[str, object] = {"QSNN_STIMULUS": str(stim), "QSNN_RESULT": str(out),
                               "QSNN_TIMEOUT": timeout, "QSNN_SEED": seed,
                               "QSNN_BACKPRESSURE": "1", "COCOTB_LOG_LEVEL": "WARNING"}

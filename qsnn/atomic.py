@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fileobj)`` on a temporary file, then move it to ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -247,3 +247,12 @@ def test_rtl_constants_are_read_from_the_cores() -> None:
     assert "K" not in layer            # expressions are not constants
     with pytest.raises(QsnnError, match="has no integer localparam S_NOPE"):
         cores.localparam("qsnn_layer.v", "S_NOPE")
+
+
+def test_runtime_weights_word_other_than_all_is_refused() -> None:
+    """A string other than 'all' used to be read as a set of characters ("1" -> "no layer
+    1" on a two-layer network); found by mypy (str | tuple not narrowed)."""
+    graph = mlp()
+    with pytest.raises(QsnnError, match="--runtime-weights '1': give layer indices or 'all'"):
+        layer_params(graph, 4, "1")
+    assert [p.w_runtime for p in layer_params(graph, 4, "all")] == [1] * len(graph.lifs())

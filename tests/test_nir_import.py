@@ -18,6 +18,7 @@ from qsnn_testutil import ROOT, TINY
 from qsnn import config
 from qsnn.cli import main
 from qsnn.data import load_dataset
+from qsnn.errors import QsnnError
 from qsnn.export import golden, nir_interp, serialize
 from qsnn.export.import_runner import import_nir
 from qsnn.export.runner import export
@@ -271,3 +272,9 @@ def test_refuses_to_replace_a_foreign_folder(snn_file: Path, tmp_path: Path, cap
                  "digits", "--time-steps", "4"])
     assert code == 2 and "not a qsnn output folder" in capsys.readouterr().err
     assert (tmp_path / "out/notes.txt").read_text() == "mine"
+
+
+def test_interpreter_rejects_zero_time_steps():
+    """run() with no step used to return None (mypy: Tensor | None); now one error line."""
+    with pytest.raises(QsnnError, match="0 time steps"):
+        nir_interp.run([("i", nir.I(r=np.ones(3)))], torch.zeros(2, 3), 0, 1e-4)

@@ -131,13 +131,15 @@ async def run_network(dut) -> None:
     seed = int(os.environ.get("QSNN_SEED", "1"))
     backpressure = os.environ.get("QSNN_BACKPRESSURE") == "1"
     rng = random.Random(seed)
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    # cocotb 2 types start_soon(Task[Never]); Clock.start() is a Task[None]
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())  # type: ignore[arg-type]
     await reset(dut)
     if os.environ.get("QSNN_WEIGHTS"):
         with open(os.environ["QSNN_WEIGHTS"], "rb") as f:
             await load_weights(dut, f.read(), random.Random(seed + 1))
     trace_image = int(os.environ.get("QSNN_TRACE_IMAGE", "-1"))
-    results, trace, monitors = [], [], []
+    trace: list[dict] = []
+    results, monitors = [], []
     for i in range(len(inputs)):
         if i == trace_image:
             monitors = [cocotb.start_soon(monitor_layer(dut, n, trace))

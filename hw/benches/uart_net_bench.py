@@ -104,7 +104,8 @@ async def uart_requests(dut) -> None:
 
     dut.rx.value = 1  # idle line
     dut.rst.value = 1
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    # cocotb 2 types start_soon(Task[Never]); Clock.start() is a Task[None]
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())  # type: ignore[arg-type]
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)

@@ -50,7 +50,7 @@ def make_clock(board: Board, clock_mhz: float | None, tools: dict[str, str],
     """The board oscillator, or a PLL module for ``clock_mhz`` (written by the family's
     PLL tool in ``out``)."""
     check_clock(clock_mhz)
-    if not needs_pll(board, clock_mhz):
+    if clock_mhz is None or not needs_pll(board, clock_mhz):
         return Clock(board.clock_mhz, board.clock_mhz, None)
     fam, name = board.fpga, "pll.tmp.v"
     res = run(fam.pll_command(tools, board, clock_mhz, name), out, out / "pll.log")

@@ -67,7 +67,7 @@ def timing_error(report: dict[str, Any]) -> str:
             "(bitstream and report.json written with timing_met false)")
 
 
-def cycles_per_inference(design: Design, build_dir: Path | None,
+def cycles_per_inference(design: Design, build_dir: str | Path | None,
                          images: int = DEFAULT_MODEL_IMAGES) -> tuple[float | None, str]:
     """(mean cycles per inference, where from): the RTL simulation's ``sim_report.json``
     in the design folder if present, else the cycle model on the IR's golden inputs."""
