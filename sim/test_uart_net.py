@@ -17,10 +17,11 @@ import simlib
 import torch
 
 from qsnn.export import golden, serialize
-from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
+from qsnn.export.ir import Graph, Leak, Reset
 from qsnn.export.runner import assign_widths
 from qsnn.hw import cycles, host
 from qsnn.hw.generate import generate, ir_sha256
+from qsnn.testing import Fc, int_weights, network
 
 CPB = 8
 LANES = 4
@@ -31,18 +32,13 @@ def small_ir() -> Graph:
     """16 pixels (0..255) -> 12 LIF -> 4 classes, 6 steps, weights 4 bit; on random
     images every class wins 13..36% of the time."""
     rng = np.random.default_rng(0)
-    nodes = (
-        Flatten("flatten0"),
-        Linear("fc0", 16, 12, 4, rng.integers(-7, 8, (12, 16)).astype(np.int8)),
-        LIF("lif0", (12,), "mult", 230, 8, "subtract", 32,
-            rng.integers(500, 3000, 12).astype(np.int32),
-            rng.integers(-200, 200, 12).astype(np.int32)),
-        Linear("fc1", 12, 4, 4, rng.integers(-7, 8, (4, 12)).astype(np.int8)),
-        LIF("lif1", (4,), "shift", 3, 8, "zero", 12, np.full(4, 15, np.int32)),
-        Readout("readout", 4),
-    )
-    g = Graph("uartnet", 6, InputEncoder("input", "direct", (1, 4, 4), 255), nodes,
-              {"dataset": "none"})
+    w0 = int_weights(rng, (12, 16))
+    th0, b0 = (rng.integers(lo, hi, 12).astype(np.int32) for lo, hi in ((500, 3000), (-200, 200)))
+    layers = [Fc(weight=w0, theta=th0, bias=b0, leak=Leak.MULT, leak_param=230),
+              Fc(weight=int_weights(rng, (4, 12)), theta=np.int32(15), leak=Leak.SHIFT,
+                 leak_param=3, reset=Reset.ZERO, membrane_bits=12)]
+    g = network(layers=layers, shape=(1, 4, 4), steps=6, name="uartnet",
+                metadata={"dataset": "none"})
     return assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
 
 
