@@ -40,7 +40,6 @@ from pathlib import Path
 from qsnn.extras import install_hint
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (editable install)
-SIM = ROOT / "sim"
 RTL = Path(__file__).resolve().parent / "rtl"
 BENCHES = Path(__file__).resolve().parent / "benches"
 SIM_BUILD = ROOT / "sim_build"
@@ -396,6 +395,14 @@ def _timed_out(err: BaseException | None) -> bool:
     return "return code: 124" in text or "return code: 137" in text
 
 
+def bench_module(name: str) -> str:
+    """The importable name of cocotb module ``name``: a bench shipped in the package
+    (``hw/benches/<name>.py``) is ``qsnn.hw.benches.<name>``; any other name (``benches.*``
+    of ``sim/``, on pytest's ``pythonpath``) is used as given. The simulator's Python
+    path is this process's ``sys.path`` (cocotb's runner), which is not patched."""
+    return f"qsnn.hw.benches.{name}" if (BENCHES / f"{name}.py").is_file() else name
+
+
 def run(
     runner,
     test_module: str,
@@ -410,7 +417,7 @@ def run(
     timeout_s: float | None = 900,
     expect_tests: bool = True,
 ) -> Path:
-    """Run cocotb ``test_module`` (dotted name importable from ``sim/``) on a :func:`build`.
+    """Run cocotb ``test_module`` (see :func:`bench_module`) on a :func:`build`.
 
     ``testcase``: one name or several (default: all tests of the module). ``seed`` seeds
     cocotb's ``random`` (COCOTB_RANDOM_SEED), Verilator's X-randomization and is passed as
@@ -459,17 +466,13 @@ def run(
     if timeout_s is not None and not os.environ.get("SIM_CMD_PREFIX"):
         saved["SIM_CMD_PREFIX"] = None  # read by the runner from os.environ
         os.environ["SIM_CMD_PREFIX"] = f"timeout -k 10 {float(timeout_s):g}"
-    # bench modules: sim/ (benches.*) in a checkout, and the package's own hw/benches
-    for path in (BENCHES, SIM):
-        if path.is_dir() and str(path) not in sys.path:
-            sys.path.insert(0, str(path))
     vl_seed = seed % 0x7FFFFFFE + 1
     if waves and not getattr(runner, "qsnn_waves", False):
         raise ValueError("run(waves=True) needs build(..., waves=True) (or WAVES=1)")
     err: BaseException | None = None
     try:
         runner.test(
-            test_module=test_module,
+            test_module=bench_module(test_module),
             hdl_toplevel=toplevel,
             hdl_toplevel_lang="verilog",
             testcase=testcase,

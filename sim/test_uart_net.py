@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import simlib
 import torch
 
 from qsnn.export import golden, serialize
-from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
+from qsnn.export.ir import Graph, Leak, Reset
 from qsnn.export.runner import assign_widths
 from qsnn.hw import cycles, host
 from qsnn.hw.generate import generate, ir_sha256
 from qsnn.hw.layers import layer_params
+from qsnn.testing import Fc, int_weights, network
 
 CPB = 8
 LANES = 4
@@ -34,18 +33,13 @@ def small_ir() -> Graph:
     """16 pixels (0..255) -> 12 LIF -> 4 classes, 6 steps, weights 4 bit; on random
     images every class wins 13..36% of the time."""
     rng = np.random.default_rng(0)
-    nodes = (
-        Flatten("flatten0"),
-        Linear("fc0", 16, 12, 4, rng.integers(-7, 8, (12, 16)).astype(np.int8)),
-        LIF("lif0", (12,), "mult", 230, 8, "subtract", 32,
-            rng.integers(500, 3000, 12).astype(np.int32),
-            rng.integers(-200, 200, 12).astype(np.int32)),
-        Linear("fc1", 12, 4, 4, rng.integers(-7, 8, (4, 12)).astype(np.int8)),
-        LIF("lif1", (4,), "shift", 3, 8, "zero", 12, np.full(4, 15, np.int32)),
-        Readout("readout", 4),
-    )
-    g = Graph("uartnet", 6, InputEncoder("input", "direct", (1, 4, 4), 255), nodes,
-              {"dataset": "none"})
+    w0 = int_weights(rng, (12, 16))
+    th0, b0 = (rng.integers(lo, hi, 12).astype(np.int32) for lo, hi in ((500, 3000), (-200, 200)))
+    layers = [Fc(weight=w0, theta=th0, bias=b0, leak=Leak.MULT, leak_param=230),
+              Fc(weight=int_weights(rng, (4, 12)), theta=np.int32(15), leak=Leak.SHIFT,
+                 leak_param=3, reset=Reset.ZERO, membrane_bits=12)]
+    g = network(layers=layers, shape=(1, 4, 4), steps=6, name="uartnet",
+                metadata={"dataset": "none"})
     return assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
 
 
@@ -138,12 +132,12 @@ def test_uart_top_conv_design(sim_seed, tmp_path) -> None:
     """A convolutional design (1x8x8 -> 4C3 pad 1 -> pool 2 -> 6C3 pad 1 -> pool 2 -> fc5,
     layer 0 fused, layer 1 as an address map) through the same UART path as ``qsnn run``:
     the design id, then the golden model's predictions for the host's image frames."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from qsnn_randnet import make
+    from qsnn.testing import random_net
 
     base = simlib.SIM_BUILD / "gen" / "uart_net-conv"
-    g = make(base / "ir", [("conv", 4, 3, 1, 2), ("conv", 6, 3, 1, 2), ("fc", 5)], "direct",
-             (1, 8, 8), steps=4, images=6, seed=sim_seed % 1000)
+    g = random_net(base / "ir", spec=[("conv", 4, 3, 1, 2), ("conv", 6, 3, 1, 2), ("fc", 5)],
+                   encoding="direct", shape=(1, 8, 8), steps=4, images=6,
+                   seed=sim_seed % 1000)
     x = torch.from_numpy(np.load(base / "ir" / "golden" / "vectors.npz")["inputs"])
     hw = base / "hw"
     params = generate(base / "ir", hw, lanes=[3, 4, 2], pool=["fused", "map"])

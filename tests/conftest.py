@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from qsnn_testutil import ROOT, TINY  # tests/ is on pytest's pythonpath (pyproject.toml)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PYTHONHASHSEED", "0")
-
-from qsnn_testutil import ROOT, TINY  # noqa: E402
 
 
 @pytest.fixture

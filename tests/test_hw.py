@@ -12,37 +12,15 @@ import torch
 from qsnn.cli import main
 from qsnn.errors import QsnnError
 from qsnn.export import serialize
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Linear, Readout, SumPool
+from qsnn.export.ir import Conv2d, SumPool
 from qsnn.hw import cycles
 from qsnn.hw.generate import generate, layer_params, pack_words
-
-
-def mlp(encoding: str = "direct", pixel_max: int = 16) -> Graph:
-    rng = np.random.default_rng(0)
-    nodes = (
-        Flatten("flatten0"),
-        Linear("fc0", 12, 10, 4, rng.integers(-7, 8, (10, 12)).astype(np.int8)),
-        LIF("lif0", (10,), "mult", 230, 8, "subtract", 16, rng.integers(20, 60, 10).astype(
-            np.int32), rng.integers(-5, 5, 10).astype(np.int32)),
-        Linear("fc1", 10, 3, 4, rng.integers(-7, 8, (3, 10)).astype(np.int8)),
-        LIF("lif1", (3,), "shift", 3, 8, "zero", 12, np.full(3, 5, np.int32)),
-        Readout("readout", 3),
-    )
-    enc = InputEncoder("input", encoding, (1, 3, 4) if encoding != "events" else (1, 3, 4),
-                       pixel_max, 0xACE1 if encoding == "rate" else 0)
-    return Graph("t", 6, enc, nodes, {"dataset": "digits"})
+from qsnn.testing import pixels, save_ir, small_mlp
 
 
 @pytest.fixture
 def ir(tmp_path):
-    g = mlp()
-    from qsnn.export.runner import assign_widths
-
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
-    serialize.save(g, tmp_path / "build")
-    x = torch.randint(0, 17, (5, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    (tmp_path / "build/golden").mkdir()
-    np.savez(tmp_path / "build/golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
+    save_ir(small_mlp(), tmp_path / "build", inputs=pixels(images=5, shape=(1, 3, 4)))
     return tmp_path / "build"
 
 
@@ -252,7 +230,7 @@ def test_rtl_constants_are_read_from_the_cores() -> None:
 def test_runtime_weights_word_other_than_all_is_refused() -> None:
     """A string other than 'all' used to be read as a set of characters ("1" -> "no layer
     1" on a two-layer network); found by mypy (str | tuple not narrowed)."""
-    graph = mlp()
+    graph = small_mlp()
     with pytest.raises(QsnnError, match="--runtime-weights '1': give layer indices or 'all'"):
         layer_params(graph, 4, "1")
     assert [p.w_runtime for p in layer_params(graph, 4, "all")] == [1] * len(graph.lifs())

@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from qsnn_randnet import make, random_spec
 
 from qsnn.cli import main
 from qsnn.errors import QsnnError
 from qsnn.export import serialize
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Linear, Readout, SumPool
+from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Leak, Linear, Readout, SumPool
 from qsnn.hw import convmap, cycles
 from qsnn.hw.design import Design
 from qsnn.hw.generate import generate
 from qsnn.hw.layers import layer_params
+from qsnn.testing import Conv, Fc, network, random_net, random_spec
 
 SPEC = [("conv", 4, 3, 1, 2), ("conv", 6, 3, 1, 2), ("fc", 5)]
 
@@ -28,23 +28,17 @@ SPEC = [("conv", 4, 3, 1, 2), ("conv", 6, 3, 1, 2), ("fc", 5)]
 @pytest.fixture(scope="module")
 def conv_build(tmp_path_factory):
     build = tmp_path_factory.mktemp("conv") / "build"
-    make(build, SPEC, "direct", (1, 8, 8), steps=4, images=8)
+    random_net(build, spec=SPEC, encoding="direct", shape=(1, 8, 8), steps=4, images=8)
     return build
 
 
 def seed_like(kernel1: int = 5, wb: int = 4) -> Graph:
     """The seed network's shapes (zero weights; the generator only reads shapes)."""
-    def lif(name, shape, bits=20):
-        return LIF(name, shape, "mult", 249, 8, "subtract", bits, np.ones(shape[0], np.int32))
-    nodes = (Conv2d("conv0", 1, 16, 5, 0, wb, np.zeros((16, 1, 5, 5), np.int8)),
-             SumPool("pool0", 2), lif("lif0", (16, 12, 12)),
-             Conv2d("conv1", 16, 64, kernel1, 0, wb, np.zeros((64, 16, kernel1, kernel1),
-                                                            np.int8)),
-             SumPool("pool1", 2), lif("lif1", (64, 4, 4)) if kernel1 == 5 else
-             lif("lif1", (64, (13 - kernel1) // 2, (13 - kernel1) // 2)),
-             Flatten("flatten"), Linear("fc2", 1024, 10, wb, np.zeros((10, 1024), np.int8)),
-             lif("lif2", (10,)), Readout("readout", 10))
-    return Graph("seed", 25, InputEncoder("input", "direct", (1, 28, 28), 255), nodes)
+    kw = dict(theta=np.int32(1), leak=Leak.MULT, leak_param=249, membrane_bits=20)
+    layers = [Conv(weight=np.zeros((16, 1, 5, 5), np.int8), pool=2, **kw),
+              Conv(weight=np.zeros((64, 16, kernel1, kernel1), np.int8), pool=2, **kw),
+              Fc(weight=np.zeros((10, 1024), np.int8), **kw)]
+    return network(layers=layers, shape=(1, 28, 28), steps=25, weight_bits=wb, name="seed")
 
 
 def test_conv_design_parameters(conv_build, tmp_path) -> None:
@@ -85,7 +79,8 @@ def test_generation_is_deterministic(conv_build, tmp_path) -> None:
 
 def test_fully_connected_designs_have_no_conv_parts(tmp_path) -> None:
     build = tmp_path / "b"
-    make(build, [("fc", 7), ("fc", 3)], "rate", (1, 3, 4), steps=3, images=2)
+    random_net(build, spec=[("fc", 7), ("fc", 3)], encoding="rate", shape=(1, 3, 4), steps=3,
+               images=2)
     params = generate(build, tmp_path / "hw", lanes=4)
     top = (tmp_path / "hw" / "qsnn_top.v").read_text()
     assert "qsnn_conv_addr.v" not in params["rtl"]
@@ -218,8 +213,8 @@ def test_bound_is_a_lower_bound_on_random_networks() -> None:
     for n in range(8):
         cfg = random_spec(r)
         with tempfile.TemporaryDirectory() as tmp:
-            graph = make(Path(tmp), cfg["spec"], cfg["encoding"], cfg["shape"], cfg["steps"],
-                         3, seed=n)
+            graph = random_net(Path(tmp), spec=cfg["spec"], encoding=cfg["encoding"],
+                               shape=cfg["shape"], steps=cfg["steps"], images=3, seed=n)
             x = torch.from_numpy(np.load(Path(tmp) / "golden/vectors.npz")["inputs"])
         m, b = cycles.model(graph, layer_params(graph, cfg["lanes"], pool=cfg["pool"]), x)
         assert (b <= m).all() and (b > 0).all(), (cfg, m, b)
@@ -234,8 +229,8 @@ def seed_geometry(request, tmp_path_factory):
     64C5 -> pool 2 -> fc10), T = 8, θ calibrated to ~80 / ~50 spikes per step in the
     conv layers (the trained 1-epoch T = 25 models fire more: a harder case)."""
     build = tmp_path_factory.mktemp(f"seed-{request.param}") / "build"
-    graph = make(build, SEED_SPEC, request.param, (1, 28, 28), steps=8, images=3, seed=3,
-                 quantile=0.9)
+    graph = random_net(build, spec=SEED_SPEC, encoding=request.param, shape=(1, 28, 28),
+                       steps=8, images=3, seed=3, quantile=0.9)
     return graph, torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
 
 

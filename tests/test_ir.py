@@ -14,16 +14,16 @@ from qsnn.export import serialize
 from qsnn.export.ir import (
     LIF,
     Conv2d,
-    Flatten,
     Graph,
-    InputEncoder,
+    Leak,
     Linear,
-    Readout,
+    Reset,
     SumPool,
 )
 from qsnn.export.serialize import from_json, load, save, to_json
 from qsnn.export.validate import validate
 from qsnn.export.widths import analyze
+from qsnn.testing import Conv, Fc, int_weights, network
 
 
 def fit_bits(graph: Graph) -> Graph:
@@ -36,36 +36,28 @@ def fit_bits(graph: Graph) -> Graph:
 
 def conv_graph(bias: bool = True) -> Graph:
     rng = np.random.default_rng(1)
-    nodes = (
-        Conv2d("conv0", 1, 2, 3, 1, 4, rng.integers(-7, 8, (2, 1, 3, 3)).astype(np.int8)),
-        SumPool("pool0", 2),
-        LIF("lif0", (2, 3, 3), "mult", 230, 8, "subtract", 32, np.array([40, 55], np.int32),
-            np.array([-3, 4], np.int32) if bias else None),
-        Flatten("flatten1"),
-        Linear("fc1", 18, 3, 4, rng.integers(-7, 8, (3, 18)).astype(np.int8)),
-        LIF("lif1", (3,), "shift", 3, 8, "zero", 32, np.array([5, 6, 7], np.int32)),
-        Readout("readout", 3),
-    )
-    g = Graph("conv", 6, InputEncoder("input", "direct", (1, 6, 6), 16), nodes,
-              {"dataset": "digits", "precision": "int4", "classes": 3})
-    return fit_bits(g)
+    w0, w1 = int_weights(rng, (2, 1, 3, 3)), int_weights(rng, (3, 18))
+    layers = [Conv(weight=w0, padding=1, pool=2, theta=np.array([40, 55], np.int32),
+                   bias=np.array([-3, 4], np.int32) if bias else None, leak=Leak.MULT,
+                   leak_param=230),
+              Fc(weight=w1, theta=np.array([5, 6, 7], np.int32), leak=Leak.SHIFT, leak_param=3,
+                 reset=Reset.ZERO)]
+    return fit_bits(network(layers=layers, shape=(1, 6, 6), pixel_max=16, steps=6, name="conv",
+                            metadata={"dataset": "digits", "precision": "int4", "classes": 3}))
 
 
 def mlp_graph(bias: bool = False, encoding: str = "rate", seed: int = 0xACE1) -> Graph:
     rng = np.random.default_rng(2)
-    nodes = (
-        Flatten("flatten0"),
-        Linear("fc0", 36, 5, 8, rng.integers(-127, 128, (5, 36)).astype(np.int16)),
-        LIF("lif0", (5,), "shift", 2, 8, "none", 32, np.full(5, 100, np.int64),
-            rng.integers(-20, 20, 5) if bias else None),
-        Linear("fc1", 5, 3, 2, rng.integers(-1, 2, (3, 5)).astype(np.int8)),
-        LIF("lif1", (3,), "mult", 256, 8, "subtract", 32, np.array([1, 2, 3], np.int64),
-            np.array([0, -1, 1]) if bias else None),
-        Readout("readout", 3),
-    )
+    w0 = rng.integers(-127, 128, (5, 36)).astype(np.int16)
+    b0 = rng.integers(-20, 20, 5) if bias else None
+    w1 = rng.integers(-1, 2, (3, 5)).astype(np.int8)
+    layers = [Fc(weight=w0, weight_bits=8, theta=100, bias=b0, leak=Leak.SHIFT, leak_param=2,
+                 reset=Reset.NONE),
+              Fc(weight=w1, weight_bits=2, theta=np.array([1, 2, 3], np.int64),
+                 bias=np.array([0, -1, 1]) if bias else None)]
     meta = {"dataset": "mnist", "nested": {"a": [1, 2, {"b": None}], "c": 1.5}, "ok": True}
-    return fit_bits(Graph("mlp", 4, InputEncoder("input", encoding, (1, 6, 6), 255, seed),
-                          nodes, meta))
+    return fit_bits(network(layers=layers, shape=(1, 6, 6), encoding=encoding, lfsr_seed=seed,
+                            steps=4, name="mlp", metadata=meta))
 
 
 GRAPHS = {

@@ -71,15 +71,10 @@ def test_unknown_simulator_and_wrong_image_size() -> None:
 
 
 def test_incomplete_design_is_one_line(tmp_path) -> None:
-    from test_hw import mlp
-
-    from qsnn.export import serialize
-    from qsnn.export.runner import assign_widths
     from qsnn.hw.generate import generate
+    from qsnn.testing import save_ir, small_mlp
 
-    g = mlp()
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
-    serialize.save(g, tmp_path / "build")
+    save_ir(small_mlp(), tmp_path / "build")
     generate(tmp_path / "build", tmp_path / "hw", lanes=4)
     (tmp_path / "hw" / "qsnn_top.v").unlink()
     with pytest.raises(netbench.QsnnError, match=r"incomplete \(qsnn_top.v missing\)"):

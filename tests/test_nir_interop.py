@@ -16,9 +16,10 @@ from qsnn_testutil import ROOT
 
 from qsnn import config
 from qsnn.export import golden, nir_interp, serialize
-from qsnn.export.ir import LIF, Conv2d, Flatten, Graph, InputEncoder, Linear, Readout, SumPool
+from qsnn.export.ir import LIF, Graph
 from qsnn.export.nir_export import DT, floor_bias, lif_node, membrane_nodes, to_nir
 from qsnn.export.runner import export
+from qsnn.testing import Conv, Fc, lif, network
 from qsnn.train.runner import train
 
 DIGITS = ["train.epochs=4", "data.time_steps=10"]
@@ -156,8 +157,8 @@ def test_metadata_states_convention_and_limits(digits_build: Path) -> None:
 
 
 def _lif(leak: str, param: int, theta: list[int]) -> LIF:
-    return LIF("lif0", (len(theta),), leak, param, 8, "subtract", 16,
-               np.array(theta, np.int32))
+    return lif(name="lif0", shape=(len(theta),), theta=np.array(theta, np.int32), leak=leak,
+               leak_param=param, membrane_bits=16)
 
 
 @pytest.mark.parametrize("leak,param,beta", [("mult", 230, 230 / 256), ("shift", 3, 0.875)])
@@ -213,12 +214,10 @@ def leak_free_conv_graph(reset: str) -> Graph:
     rng = np.random.default_rng(3)
     w1 = rng.integers(-7, 8, (4, 1, 3, 3)).astype(np.int8)
     w2 = rng.integers(-7, 8, (10, 64)).astype(np.int8)
-    nodes = (Conv2d("c1", 1, 4, 3, 1, 4, w1), SumPool("p1", 2),
-             LIF("l1", (4, 4, 4), "mult", 256, 8, reset, 24, np.array([40, 60, 80, 100]),
-                 np.array([3, -2, 0, 5])),
-             Flatten("f"), Linear("fc", 64, 10, 4, w2),
-             LIF("l2", (10,), "mult", 256, 8, reset, 24, np.full(10, 9)), Readout("r", 10))
-    return Graph("conv", 8, InputEncoder("input", "direct", (1, 8, 8), 16), nodes)
+    layers = [Conv(weight=w1, padding=1, pool=2, theta=np.array([40, 60, 80, 100]),
+                   bias=np.array([3, -2, 0, 5]), reset=reset, membrane_bits=24),
+              Fc(weight=w2, theta=9, reset=reset, membrane_bits=24)]
+    return network(layers=layers, shape=(1, 8, 8), pixel_max=16, steps=8, name="conv")
 
 
 @pytest.mark.parametrize("reset", ["subtract", "none"])

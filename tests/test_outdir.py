@@ -55,9 +55,8 @@ def error_line(capsys) -> str:
 @pytest.fixture
 def ir(tmp_path) -> Path:
     """A small exported IR (12 -> 10 -> 3) with golden inputs."""
-    from test_hw import mlp
-
     from qsnn.export.runner import assign_widths
+    from qsnn.testing import small_mlp as mlp
 
     g = mlp()
     g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
