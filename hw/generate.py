@@ -21,7 +21,6 @@ from qsnn.export.ir import LIF, Conv2d, Linear
 from qsnn.hw import convmap
 from qsnn.hw.cores import BOARD_FILES, CONV_FILES, RTL_DIR, RTL_FILES, UART_FILES
 from qsnn.hw.design import (
-    COUNT_BITS,
     PARAMS_FILE,
     TOP_FILE,
     WEIGHTS_FILE,
@@ -36,7 +35,7 @@ from qsnn.hw.design import (
 from qsnn.hw.layers import DEFAULT_BOARD, MAX_LANES, Block, Lanes, Pool, blocks, layer_params
 from qsnn.hw.top import top_verilog
 
-__all__ = ["COUNT_BITS", "MAX_LANES", "RTL_DIR", "RTL_FILES", "UART_FILES", "Design",
+__all__ = ["MAX_LANES", "RTL_DIR", "RTL_FILES", "UART_FILES", "Design",
            "LayerParams", "design_id", "generate", "input_bytes", "ir_sha256", "layer_mems",
            "layer_params", "pack_words", "top_verilog", "weight_blob"]
 
