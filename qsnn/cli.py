@@ -37,7 +37,7 @@ def _train(args: argparse.Namespace) -> int:
         "epochs": "train.epochs", "lr": "train.lr", "batch_size": "train.batch_size",
         "seed": "train.seed", "device": "train.device", "schedule": "train.schedule",
         "precision": "model.precision", "data_dir": "data.data_dir",
-        "time_steps": "data.time_steps", "name": "name",
+        "time_steps": "data.time_steps", "name": "name", "init_from": "train.init_from",
     }
     for attr, key in flag_map.items():
         value = getattr(args, attr)
@@ -61,6 +61,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                       ("device", str), ("schedule", str), ("precision", str),
                       ("data-dir", str), ("time-steps", int), ("name", str)):
         p.add_argument(f"--{flag}", type=typ, help="override the config value")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start from the weights of this checkpoint or run folder (the same "
+                        "network; time steps and optimiser may differ), e.g. to fine-tune a "
+                        "T = 25 model at T = 100")
     p.set_defaults(func=_train)
 
 

@@ -95,6 +95,10 @@ class TrainConfig:
     weight_clip: float | None = None
     seed: int = 0
     device: str = "auto"
+    # Warm start: a checkpoint (``best.pt``/``last.pt``) or run folder (its ``best.pt``)
+    # of the same network whose weights replace the random initialisation; optimiser,
+    # schedule and epochs start afresh (e.g. fine-tune a T = 25 model at T = 100).
+    init_from: str | None = None
 
 
 @dataclass

@@ -190,3 +190,35 @@ def test_default_config_outside_a_checkout(tmp_path, monkeypatch, capsys) -> Non
     assert main(["train", *(a for t in TINY for a in ("--set", t))]) == 0
     assert config.load(tmp_path / "runs/digits/config.yaml") == config.apply_overrides(
         config.load(ROOT / "configs/digits.yaml"), TINY)
+
+
+def test_init_from_loads_the_weights_and_allows_other_time_steps(tiny_cfg, tmp_path) -> None:
+    train(tiny_cfg, tmp_path / "a")
+    longer = config.apply_overrides(tiny_cfg, ["data.time_steps=6", "train.epochs=1",
+                                               f"train.init_from={tmp_path / 'a'}"])
+    from qsnn.train.distributed import DistInfo
+
+    run = runner.Run(longer, tmp_path / "b", DistInfo(0, 1, torch.device("cpu")))
+    fresh = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.warm_start(str(tmp_path / "a"))
+    saved = weights(tmp_path / "a/best.pt")
+    assert any(not torch.equal(fresh[k], saved[k]) for k in saved)
+    assert all(torch.equal(v, saved[k]) for k, v in run.model.state_dict().items())
+    result = train(longer, tmp_path / "b")
+    assert result["init_from"] == str(tmp_path / "a")
+    assert config.load(tmp_path / "b/config.yaml").train.init_from == str(tmp_path / "a")
+
+
+def test_init_from_refuses_another_network_or_a_missing_file(tiny_cfg, tmp_path,
+                                                             capsys) -> None:
+    train(tiny_cfg, tmp_path / "a")
+    capsys.readouterr()
+    args = cli_args(tmp_path / "b", "--set", "model.layers=[fc16, lif, fc10, lif]",
+                    "--init-from", str(tmp_path / "a"))
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is another network: model.layers differ" in err
+    assert not (tmp_path / "b").exists()
+    assert main(cli_args(tmp_path / "c", "--init-from", str(tmp_path / "nope.pt"))) == 2
+    assert "train.init_from': no checkpoint at" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

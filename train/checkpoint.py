@@ -63,6 +63,36 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     return diffs
 
 
+# Config keys that must agree between a warm-start checkpoint and the run it starts:
+# the network and its input (time steps, rates and the optimiser may differ).
+INIT_KEYS = ("model", "data.dataset", "data.encoding", "data.frame_size")
+
+
+def init_source(spec: str | Path) -> Path:
+    """The checkpoint file a ``train.init_from`` value names (a run folder: its best.pt)."""
+    p = Path(spec)
+    if p.is_dir():
+        p = p / "best.pt"
+    if not p.is_file():
+        raise QsnnError(f"config key 'train.init_from': no checkpoint at {p}")
+    return p
+
+
+def init_mismatches(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted keys of :data:`INIT_KEYS` whose values differ between two configs."""
+    diffs = []
+    for key in INIT_KEYS:
+        section, _, name = key.partition(".")
+        old, new = saved.get(section, {}), current.get(section, {})
+        if name:
+            if old.get(name) != new.get(name):
+                diffs.append(key)
+            continue
+        diffs += [f"{section}.{k}" for k in sorted(set(old) | set(new))
+                  if old.get(k) != new.get(k)]
+    return diffs
+
+
 def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
     """Load ``ckpt['model']`` into ``model``; a shape/key mismatch is a one-line error."""
     try:

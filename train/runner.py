@@ -173,6 +173,19 @@ class Run:
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise QsnnError(f"corrupt checkpoint {path}: {type(exc).__name__}") from None
 
+    def warm_start(self, spec: str) -> None:
+        """Load the weights (and BatchNorm statistics) of ``train.init_from``.
+
+        The saved network must be this one (:data:`checkpoint.INIT_KEYS` equal); time
+        steps, optimiser and schedule may differ. Optimiser state is not carried over."""
+        path = checkpoint.init_source(spec)
+        ckpt = checkpoint.load(path)
+        diffs = checkpoint.init_mismatches(ckpt["config"], self.cfg.to_dict())
+        if diffs:
+            raise QsnnError(f"train.init_from {path} is another network: "
+                            f"{', '.join(diffs[:5])} differ")
+        checkpoint.load_model_state(self.model, ckpt, path)
+
     def epoch(self, index: int) -> dict[str, Any]:
         """Train and validate one epoch; returns its metrics line."""
         t0 = time.perf_counter()
@@ -228,6 +241,7 @@ class Run:
             "test_accuracy": test_acc, "test_images": int(self.data.test.y.numel()),
             "seconds": round(self.seconds, 3), "world_size": self.info.world,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "init_from": cfg.train.init_from,
         }
         if self.info.is_main:
             self.plot()
@@ -260,6 +274,8 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, force: bool 
     try:
         prepare_out_dir(out, resume, force)     # refuse early, before loading the data
         run = Run(cfg, out, info)               # validates the rest; writes nothing
+        if cfg.train.init_from is not None and not resume:
+            run.warm_start(cfg.train.init_from)     # refused here too, before any write
         if lock is not None:
             outdir.make_parent(out)
             lock.acquire()
