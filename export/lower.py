@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from qsnn.errors import QsnnError
 from qsnn.export import ir
-from qsnn.export.ir import LIF, Conv2d, Flatten, InputEncoder, Linear, Readout, SumPool
+from qsnn.export.ir import LIF, Conv2d, Flatten, InputEncoder, Linear, Node, Readout, SumPool
 from qsnn.export.torch_types import modules_of, quant_weight
 from qsnn.train import lif as train_lif
 from qsnn.train.layers import MIN_BN_GAIN, Block
@@ -361,3 +361,11 @@ PASSES: list[tuple[str, Callable[[Segment], Segment]]] = [
     ("fold_bias", fold_bias),
     ("quantize_lif", quantize_lif),
 ]
+
+
+def ir_nodes(nodes: list[RawNode]) -> list[Node]:
+    """The node list of a fully folded graph as IR nodes; a raw node left is an error."""
+    left = [f"{n.name} ({type(n).__name__})" for n in nodes if not isinstance(n, Node)]
+    if left:
+        raise QsnnError(f"export: the passes left raw nodes {', '.join(left)}")
+    return [n for n in nodes if isinstance(n, Node)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -38,7 +38,7 @@ from qonnx.util import inference_cost as qonnx_cost
 from qonnx.util.cleanup import cleanup_model
 
 from qsnn.export import lower, pass_checks, widths
-from qsnn.export.ir import Encoding, Graph, Node
+from qsnn.export.ir import Encoding, Graph
 from qsnn.train.model import QSNN
 
 
@@ -53,9 +53,8 @@ def membrane_bits(model: QSNN, input_shape: tuple[int, ...]) -> list[int]:
     """The IR's minimal membrane width of every block (lowered without checks; the export
     checks the same lowering against the model)."""
     enc, nodes = lower.lower_model(model, "qonnx", tuple(input_shape))
-    nodes = pass_checks.pass_graphs(nodes)[-1][1]
-    # the passes end in IR nodes (export.runner checks it on the same lowering)
-    graph = Graph("qonnx", model.steps, enc, tuple(cast(list[Node], nodes)))
+    folded = lower.ir_nodes(pass_checks.pass_graphs(nodes)[-1][1])
+    graph = Graph("qonnx", model.steps, enc, tuple(folded))
     return [w.membrane_bits for w in widths.analyze(graph)]
 
 
