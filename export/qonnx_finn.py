@@ -21,6 +21,7 @@ spikes and membranes with the model; :func:`inference_cost` is qonnx's
 
 from __future__ import annotations
 
+import ast
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
 from qonnx.util import inference_cost as qonnx_cost
 from qonnx.util.cleanup import cleanup_model
 
+from qsnn.errors import QsnnError
 from qsnn.export import lower, pass_checks, widths
 from qsnn.export.ir import Encoding, Graph
 from qsnn.train.model import QSNN
@@ -147,6 +149,15 @@ def inference_cost(path: str | Path) -> dict[str, Any]:
     out = {k: cost[k] for k in COST_KEYS if k in cost}
     out["by_type"] = {k: v for k, v in sorted(cost.items())
                       if k.startswith(("op_mac_", "mem_w_"))}
-    out["unsupported"] = cost.get("unsupported", "")
+    out["unsupported"] = unsupported_ops(cost.get("unsupported", "set()"))
     return out
+
+
+def unsupported_ops(text: str) -> list[str]:
+    """The op types qonnx's cost analysis skips, sorted: qonnx hands over ``str()`` of a
+    set, whose order changes with the string hash seed of each run."""
+    ops = ast.literal_eval(text)
+    if not isinstance(ops, set) or not all(isinstance(op, str) for op in ops):
+        raise QsnnError(f"qonnx inference_cost: unexpected 'unsupported' value {text!r}")
+    return sorted(ops)
 
