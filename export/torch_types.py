@@ -30,7 +30,7 @@ class QuantWeight(Protocol):
     scale: Tensor  # power of two, per tensor or per output channel
     bit_width: Tensor  # a scalar
 
-    def int(self) -> Tensor:  # noqa: A003 (Brevitas's name)
+    def int(self) -> Tensor:  # Brevitas's name; shadows the builtin in this class body only
         """The integer weight ``value / scale`` (exact)."""
         ...
 
