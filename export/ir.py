@@ -128,7 +128,7 @@ class Node:
         return self.scalars() == other.scalars() and all(
             _arr_eq(getattr(self, k), getattr(other, k)) for k in self.array_fields)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as eq=True dataclasses
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,7 +269,7 @@ class Graph:
         ) and self.input == other.input and len(self.nodes) == len(other.nodes) and all(
             a == b for a, b in zip(self.nodes, other.nodes, strict=True))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as eq=True dataclasses
 
     def lifs(self) -> list[LIF]:
         """The LIF layers in order."""
@@ -278,7 +278,7 @@ class Graph:
     @property
     def classes(self) -> int:
         """Number of output classes."""
-        return self.nodes[-1].classes  # type: ignore[attr-defined]
+        return self.nodes[-1].classes  # type: ignore[attr-defined]  # Readout is last
 
     def replace(self, **changes: Any) -> Graph:
         """A copy with fields replaced."""

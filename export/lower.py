@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ from torch import Tensor, nn
 
 from qsnn.errors import QsnnError
 from qsnn.export import ir
-from qsnn.export.ir import LIF, Conv2d, Flatten, InputEncoder, Linear, Readout, SumPool
+from qsnn.export.ir import LIF, Conv2d, Flatten, InputEncoder, Linear, Node, Readout, SumPool
+from qsnn.export.torch_types import modules_of, quant_weight
 from qsnn.train import lif as train_lif
 from qsnn.train.layers import MIN_BN_GAIN, Block
 from qsnn.train.lif import MAX_THETA_INT, quantize_beta
@@ -109,14 +111,17 @@ class LowerContext:
     shape: tuple[int, ...] = ()
 
 
-Handler = Callable[[nn.Module, LowerContext], list[RawNode]]
-HANDLERS: dict[type, Handler] = {}
+# A handler takes an instance of the type it is registered for (``_dispatch`` looks the
+# module's classes up in its MRO), so each handler declares its own module type.
+Handler = Callable[..., list[RawNode]]
+HANDLERS: dict[type[nn.Module], Handler] = {}
+H = TypeVar("H", bound=Handler)
 
 
-def handler(*types: type) -> Callable[[Handler], Handler]:
-    """Register a lowering handler for module types."""
+def handler(*types: type[nn.Module]) -> Callable[[H], H]:
+    """Register a lowering handler ``fn(module, ctx) -> raw nodes`` for module types."""
 
-    def register(fn: Handler) -> Handler:
+    def register(fn: H) -> H:
         for t in types:
             HANDLERS[t] = fn
         return fn
@@ -129,9 +134,7 @@ def _np(t: Tensor) -> np.ndarray:
 
 
 def _weight_node(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
-    if not hasattr(module, "quant_weight"):
-        raise QsnnError("an fp32 model has no integer weights: train with --precision int2/4/8")
-    qw = module.quant_weight()
+    qw = quant_weight(module)
     w = _np(qw.int()).astype(np.int8)
     scale = np.broadcast_to(_np(qw.scale).reshape(-1).astype(np.float32), (w.shape[0],)).copy()
     spec = ctx.block.spec
@@ -154,10 +157,14 @@ def lower_weight(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
 
 
 @handler(nn.BatchNorm1d, nn.BatchNorm2d)
-def lower_bn(module: nn.Module, ctx: LowerContext) -> list[RawNode]:
+def lower_bn(module: nn.BatchNorm1d | nn.BatchNorm2d, ctx: LowerContext) -> list[RawNode]:
     """BatchNorm (running statistics) -> BatchNorm annotation."""
+    mean, var = module.running_mean, module.running_var
+    if mean is None or var is None:
+        raise QsnnError(f"export: bn{ctx.index} has no running statistics "
+                        "(BatchNorm with track_running_stats=False)")
     return [BatchNorm(f"bn{ctx.index}", _np(module.weight), _np(module.bias),
-                      _np(module.running_mean), _np(module.running_var), float(module.eps))]
+                      _np(mean), _np(var), float(module.eps))]
 
 
 @handler(train_lif.LIF)
@@ -194,7 +201,7 @@ def lower_model(model: QSNN, name: str, input_shape: tuple[int, ...],
                        lfsr_seed if model.encoding == "rate" else 0)
     nodes: list[RawNode] = []
     shape = tuple(input_shape)
-    for i, block in enumerate(model.blocks):
+    for i, block in enumerate(modules_of(model.blocks, Block)):
         if block.spec.flatten and len(shape) > 1:
             nodes.append(Flatten(f"flatten{i}"))
             shape = (int(np.prod(shape)),)
@@ -243,8 +250,29 @@ def apply(fn: Callable[[Segment], Segment], nodes: list[RawNode]) -> list[RawNod
     return out
 
 
-def _with_lif(seg: Segment, **changes: object) -> Segment:
-    return seg[:-1] + [dataclasses.replace(seg[-1], **changes)]
+def _pending_lif(seg: Segment) -> FloatLIF:
+    """The FloatLIF that ends ``seg``: the node a pass folds an annotation into."""
+    lif = seg[-1]
+    if not isinstance(lif, FloatLIF):
+        raise QsnnError(f"export: cannot fold an annotation into {lif.name}: "
+                        "it is not a FloatLIF (already quantized?)")
+    return lif
+
+
+def _unit(lif: FloatLIF) -> np.ndarray:
+    """The LIF's unit; set by ``fold_weight_scale``, so every later pass has it."""
+    if lif.unit is None:
+        raise QsnnError(f"export: {lif.name} has no unit: its weight scale is not folded")
+    return lif.unit
+
+
+def _with_lif(seg: Segment, *, unit: np.ndarray | None = None,
+              offset: np.ndarray | None = None) -> Segment:
+    """``seg`` with its FloatLIF's ``unit`` and/or ``offset`` replaced (None: kept)."""
+    lif = _pending_lif(seg)
+    new = dataclasses.replace(lif, unit=lif.unit if unit is None else unit,
+                              offset=lif.offset if offset is None else offset)
+    return seg[:-1] + [new]
 
 
 def fold_weight_scale(seg: Segment) -> Segment:
@@ -257,10 +285,13 @@ def fold_weight_scale(seg: Segment) -> Segment:
 
 
 def avgpool_to_sumpool(seg: Segment) -> Segment:
-    """AvgPool(K) -> SumPool(K); LIF unit /= K^2."""
+    """AvgPool(K) -> SumPool(K); LIF unit /= K^2 (once the weight scale set the unit)."""
     for i, n in enumerate(seg):
-        if isinstance(n, AvgPool) and seg[-1].unit is not None:
-            seg = _with_lif(seg, unit=(_t(seg[-1].unit) / (n.kernel * n.kernel)).numpy())
+        if not isinstance(n, AvgPool):
+            continue
+        unit = _pending_lif(seg).unit
+        if unit is not None:
+            seg = _with_lif(seg, unit=(_t(unit) / (n.kernel * n.kernel)).numpy())
             seg[i] = SumPool(n.name, n.kernel)
     return seg
 
@@ -273,17 +304,18 @@ def bn_gain_offset(bn: BatchNorm) -> tuple[Tensor, Tensor]:
 
 def fold_batchnorm(seg: Segment) -> Segment:
     """BatchNorm -> channel signs into W, unit *= max(|a|, 1e-4), offset = c."""
-    if not any(isinstance(n, BatchNorm) for n in seg) or any(
-            isinstance(n, (ScaledWeight, AvgPool)) for n in seg):
+    bns = [(k, n) for k, n in enumerate(seg) if isinstance(n, BatchNorm)]
+    if not bns or any(isinstance(n, (ScaledWeight, AvgPool)) for n in seg):
         return seg  # the unit must be complete (weight scale and pool folded) first
-    (i,) = [k for k, n in enumerate(seg) if isinstance(n, BatchNorm)]
-    a, c = bn_gain_offset(seg[i])
+    ((i, bn),) = bns
+    a, c = bn_gain_offset(bn)
     neg = (a < 0).numpy()
     if neg.any():
-        w = seg[0].weight.copy()
+        ((k, layer),) = [(k, n) for k, n in enumerate(seg) if isinstance(n, (Linear, Conv2d))]
+        w = layer.weight.copy()
         w[neg] = -w[neg]
-        seg[0] = dataclasses.replace(seg[0], weight=w)
-    unit = (_t(seg[-1].unit) * a.abs().clamp_min(MIN_BN_GAIN)).numpy()
+        seg[k] = dataclasses.replace(layer, weight=w)
+    unit = (_t(_unit(_pending_lif(seg))) * a.abs().clamp_min(MIN_BN_GAIN)).numpy()
     seg = _with_lif(seg, unit=unit, offset=c.numpy())
     return seg[:i] + seg[i + 1:]
 
@@ -294,7 +326,7 @@ def fold_bias(seg: Segment) -> Segment:
         return seg
     for i, n in enumerate(seg):
         if isinstance(n, BiasAdd):
-            off = seg[-1].offset
+            off = _pending_lif(seg).offset
             new = _t(n.bias) if off is None else _t(off) + _t(n.bias)
             seg = _with_lif(seg, offset=new.numpy())
             return seg[:i] + seg[i + 1:]
@@ -303,22 +335,23 @@ def fold_bias(seg: Segment) -> Segment:
 
 def quantize_float_lif(n: FloatLIF, bits: int = 32) -> LIF:
     """theta_int, bias_int and the integer leak parameter of a folded FloatLIF."""
-    unit = _t(n.unit)
+    unit = _t(_unit(n))
     theta = torch.round(_t(n.threshold) / unit).clamp(1, MAX_THETA_INT)
     bias = None
     if n.offset is not None:
-        bias = torch.round(_t(n.offset) / unit).clamp(-MAX_THETA_INT, MAX_THETA_INT)
-        bias = bias.numpy().astype(np.int32)
+        ratio = torch.round(_t(n.offset) / unit).clamp(-MAX_THETA_INT, MAX_THETA_INT)
+        bias = ratio.numpy().astype(np.int32)
     return LIF(n.name, n.shape, n.leak, quantize_beta(n.beta, n.leak, n.frac_bits),
                n.frac_bits, n.reset, bits, theta.numpy().astype(np.int32), bias)
 
 
 def quantize_lif(seg: Segment) -> Segment:
     """FloatLIF -> integer LIF (32-bit membranes until widths are assigned)."""
-    if not isinstance(seg[-1], FloatLIF) or len(seg) != sum(
+    lif = seg[-1]
+    if not isinstance(lif, FloatLIF) or len(seg) != sum(
             isinstance(n, (Linear, Conv2d, SumPool)) for n in seg) + 1:
         return seg  # annotations still pending
-    return seg[:-1] + [quantize_float_lif(seg[-1])]
+    return seg[:-1] + [quantize_float_lif(lif)]
 
 
 PASSES: list[tuple[str, Callable[[Segment], Segment]]] = [
@@ -328,3 +361,11 @@ PASSES: list[tuple[str, Callable[[Segment], Segment]]] = [
     ("fold_bias", fold_bias),
     ("quantize_lif", quantize_lif),
 ]
+
+
+def ir_nodes(nodes: list[RawNode]) -> list[Node]:
+    """The node list of a fully folded graph as IR nodes; a raw node left is an error."""
+    left = [f"{n.name} ({type(n).__name__})" for n in nodes if not isinstance(n, Node)]
+    if left:
+        raise QsnnError(f"export: the passes left raw nodes {', '.join(left)}")
+    return [n for n in nodes if isinstance(n, Node)]

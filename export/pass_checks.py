@@ -190,7 +190,7 @@ def _changed(before: list[RawNode], after: list[RawNode]) -> list[str]:
 
 
 def _arrays(node: object) -> Iterator[np.ndarray]:
-    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]  # every node is a dataclass
         v = getattr(node, f.name)
         if isinstance(v, np.ndarray):
             yield v

@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ from torch import Tensor, nn
 from qsnn.atomic import atomic_write
 from qsnn.errors import QsnnError
 from qsnn.export.ir import Leak, Reset
+from qsnn.export.torch_types import modules_of, quant_weight
 from qsnn.train.layers import Block, bn_affine
 from qsnn.train.model import QSNN
 
@@ -60,6 +62,13 @@ RESET_KINDS = Reset.values()
 # -- the step module --------------------------------------------------------------------------
 class BlockStep(nn.Module):
     """One block for one time step: ``forward(x, mem) -> (spk, mem')`` (module docstring)."""
+
+    # buffers (registered in __init__; ``sign`` and ``bias`` only when not trivial)
+    scale: Tensor
+    theta: Tensor
+    leak_const: Tensor
+    sign: Tensor
+    bias: Tensor
 
     def __init__(self, block: Block) -> None:
         super().__init__()
@@ -127,7 +136,7 @@ class StepModule(torch.nn.Module):
             raise QsnnError(f"expected {len(self.blocks)} membranes, got {len(mems)}")
         spikes, new_mems = [], []
         h = x
-        for block, mem in zip(self.blocks, mems, strict=True):
+        for block, mem in zip(self.block_steps(), mems, strict=True):
             h, m = block(h, mem)
             spikes.append(h)
             new_mems.append(m)
@@ -138,11 +147,15 @@ class StepModule(torch.nn.Module):
         mems = []
         h = x_t
         with torch.no_grad():
-            for block in self.blocks:
+            for block in self.block_steps():
                 cur = block.current(h)
                 mems.append(torch.zeros_like(cur))
                 h = torch.zeros_like(cur)  # any spike map of the right shape
         return mems
+
+    def block_steps(self) -> list[BlockStep]:
+        """The blocks, typed (iterating ``nn.ModuleList`` yields ``nn.Module``)."""
+        return modules_of(self.blocks, BlockStep)
 
     def io_names(self) -> tuple[list[str], list[str]]:
         """Graph input and output names, in ``forward`` order."""
@@ -172,7 +185,7 @@ def block_constants(block: Block) -> dict[str, Tensor]:
         raise QsnnError("block constants need eval mode (BatchNorm running statistics)")
     channel = (-1,) if block.spec.kind == "fc" else (-1, 1, 1)
     with torch.no_grad():
-        scale = block.layer.quant_weight().scale.detach().reshape(-1)
+        scale = quant_weight(block.layer).scale.detach().reshape(-1)
         cur, unit = block.int_current(_probe_input(block))  # W * 0 = 0: the current is b_int
         lif = block.lif
         param = lif.leak_param()
@@ -207,7 +220,7 @@ def build_step_module(model: QSNN) -> StepModule:
     """The one-step module of an eval-mode hardware-aware ``model`` (its own copies of the
     Brevitas weight layers; constants from :func:`block_constants`)."""
     _check_model(model)
-    return StepModule([BlockStep(b) for b in model.blocks]).eval()
+    return StepModule([BlockStep(b) for b in modules_of(model.blocks, Block)]).eval()
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -282,7 +295,7 @@ def with_batch(wrapper: ModelWrapper, batch: int) -> ModelWrapper:
     return wrapper.transform(InferShapes())
 
 
-def verify_step_qonnx(path: str | Path, model: QSNN, x: Tensor) -> dict:
+def verify_step_qonnx(path: str | Path, model: QSNN, x: Tensor) -> dict[str, Any]:
     """Run the QONNX step graph with qonnx's executor over all T steps and compare with the model.
 
     ``x`` is a batch as ``model(x)`` takes it. The membranes fed back are the graph's own.

@@ -21,9 +21,10 @@ spikes and membranes with the model; :func:`inference_cost` is qonnx's
 
 from __future__ import annotations
 
+import ast
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -37,8 +38,9 @@ from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
 from qonnx.util import inference_cost as qonnx_cost
 from qonnx.util.cleanup import cleanup_model
 
+from qsnn.errors import QsnnError
 from qsnn.export import lower, pass_checks, widths
-from qsnn.export.ir import Encoding, Graph, Node
+from qsnn.export.ir import Encoding, Graph
 from qsnn.train.model import QSNN
 
 
@@ -53,9 +55,8 @@ def membrane_bits(model: QSNN, input_shape: tuple[int, ...]) -> list[int]:
     """The IR's minimal membrane width of every block (lowered without checks; the export
     checks the same lowering against the model)."""
     enc, nodes = lower.lower_model(model, "qonnx", tuple(input_shape))
-    nodes = pass_checks.pass_graphs(nodes)[-1][1]
-    # the passes end in IR nodes (export.runner checks it on the same lowering)
-    graph = Graph("qonnx", model.steps, enc, tuple(cast(list[Node], nodes)))
+    folded = lower.ir_nodes(pass_checks.pass_graphs(nodes)[-1][1])
+    graph = Graph("qonnx", model.steps, enc, tuple(folded))
     return [w.membrane_bits for w in widths.analyze(graph)]
 
 
@@ -148,6 +149,15 @@ def inference_cost(path: str | Path) -> dict[str, Any]:
     out = {k: cost[k] for k in COST_KEYS if k in cost}
     out["by_type"] = {k: v for k, v in sorted(cost.items())
                       if k.startswith(("op_mac_", "mem_w_"))}
-    out["unsupported"] = cost.get("unsupported", "")
+    out["unsupported"] = unsupported_ops(cost.get("unsupported", "set()"))
     return out
+
+
+def unsupported_ops(text: str) -> list[str]:
+    """The op types qonnx's cost analysis skips, sorted: qonnx hands over ``str()`` of a
+    set, whose order changes with the string hash seed of each run."""
+    ops = ast.literal_eval(text)
+    if not isinstance(ops, set) or not all(isinstance(op, str) for op in ops):
+        raise QsnnError(f"qonnx inference_cost: unexpected 'unsupported' value {text!r}")
+    return sorted(ops)
 

@@ -71,7 +71,7 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, QSNN, DatasetSplits]:
 
 
 def lower_and_fold(model: QSNN, cfg: RunConfig, data: DatasetSplits, x: torch.Tensor
-                   ) -> tuple[InputEncoder, list, list[dict[str, Any]]]:
+                   ) -> tuple[InputEncoder, list[Node], list[dict[str, Any]]]:
     """Lower, run the passes, and check each step on the images ``x`` on its own (the raw
     graph against the trained model, each pass's output against its input; see
     :mod:`qsnn.export.pass_checks`). Returns the encoder, the integer nodes and the
@@ -81,10 +81,7 @@ def lower_and_fold(model: QSNN, cfg: RunConfig, data: DatasetSplits, x: torch.Te
     nodes = graphs[-1][1]
     checks = pass_checks.run_checks(model, enc, graphs, cfg.data.time_steps, x)
     _check(checks)
-    left = [f"{n.name} ({type(n).__name__})" for n in nodes if not isinstance(n, Node)]
-    if left:
-        raise QsnnError(f"export: the passes left raw nodes {', '.join(left)}")
-    return enc, nodes, [c.to_json() for c in checks]
+    return enc, lower.ir_nodes(nodes), [c.to_json() for c in checks]
 
 
 def _check(checks: list[pass_checks.PassCheck]) -> None:

@@ -355,3 +355,16 @@ def test_chunk_size_follows_the_memory_estimate(conv, monkeypatch) -> None:
     assert per_image >= steps * neurons * pass_checks.TRACE_BYTES
     monkeypatch.setattr(golden, "BATCH_BYTES", 3 * per_image)
     assert pass_checks.chunk_size(enc, nodes, steps, 48) == 3
+
+
+def test_lowering_and_pass_preconditions_are_one_line_errors() -> None:
+    bn = torch.nn.BatchNorm1d(4, track_running_stats=False)
+    with pytest.raises(QsnnError, match="^export: bn3 has no running statistics"):
+        lower.lower_bn(bn, lower.LowerContext(None, 3, 1.0))
+    lif = FloatLIF("lif0", (4,), 1.0, 0.9, "mult", 8, "subtract")
+    with pytest.raises(QsnnError, match="^export: lif0 has no unit: its weight scale"):
+        lower.quantize_lif([lif])  # a segment without its weight layer
+    quantized = lower.quantize_float_lif(dataclasses.replace(lif, unit=np.ones(4, np.float32)))
+    with pytest.raises(QsnnError, match="^export: cannot fold an annotation into lif0: it is "
+                       "not a FloatLIF"):
+        lower.fold_bias([BiasAdd("bias0", np.zeros(4, np.float32)), quantized])

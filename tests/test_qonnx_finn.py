@@ -23,10 +23,16 @@ from qonnx.util.cleanup import cleanup_model
 from test_qonnx import make_case
 
 from qsnn.config import RunConfig
+from qsnn.errors import QsnnError
 from qsnn.export import golden, lower, pass_checks
 from qsnn.export.ir import Graph
 from qsnn.export.qonnx_export import BATCH_AXIS, export_step_qonnx, step_inputs, with_batch
-from qsnn.export.qonnx_finn import inference_cost, input_datatype, membrane_bits
+from qsnn.export.qonnx_finn import (
+    inference_cost,
+    input_datatype,
+    membrane_bits,
+    unsupported_ops,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -134,3 +140,12 @@ def test_inference_cost_counts_the_macs(tmp_path: Path) -> None:
     assert cost["total_mem_w_elems"] == 64 * 24 + 24 * 10
     assert cost["by_type"]["op_mac_UINT5_SCALEDINT<4>"] == 64 * 24  # pixels x int4 weights
     assert cost["by_type"]["op_mac_BINARY_SCALEDINT<4>"] == 24 * 10  # spikes x int4 weights
+    assert "Floor" in cost["unsupported"]  # the leak
+    assert cost["unsupported"] == sorted(cost["unsupported"])  # not a set's str(): by hash seed
+
+
+def test_unsupported_ops_are_sorted_whatever_the_set_order() -> None:
+    assert unsupported_ops("{'Where', 'Cast', 'Floor'}") == ["Cast", "Floor", "Where"]
+    assert unsupported_ops("set()") == []
+    with pytest.raises(QsnnError, match="unexpected 'unsupported' value"):
+        unsupported_ops("[1, 2]")
