@@ -7,11 +7,12 @@ net) must equal the golden model's.
 
 In ``make test``: a small design (12 -> 10 -> 3, ~20 s of Yosys) on iCE40 under Icarus
 (4-state), whose answers then fail against a wrong expected count, and a bench that
-stops at its timeout. Marked ``gate`` (``make test-gate``: 8 CPU minutes, 25 minutes on
+stops at its timeout. Marked ``gate`` (``make test-gate``: 10 CPU minutes, about 30 minutes on
 this shared machine; Yosys and Verilator builds of the digits netlists take minutes
 each): digits on iCE40 and ECP5 under Verilator and Icarus, a corrupted weight memory
-that must give mismatches, and the small design with run-time weights (the 'W' command
-through the netlist).
+that must give mismatches, the small design with run-time weights (the 'W' command
+through the netlist, into block RAM), and a larger one whose run-time weights Yosys puts
+into SB_SPRAM256KA (then one corrupted weight byte must fail naming the image).
 """
 
 from __future__ import annotations
