@@ -49,7 +49,7 @@ bitstream: $(STAMP)  ## bitstream of hw/build/<name> for BOARD (icebreaker, ulx3
 test: $(STAMP)  ## run the test suite: tests/ (no simulator) and sim/ (cocotb + Verilator)
 	$(BIN)/python -m pytest tests sim -n $(JOBS) -q
 
-test-gate: $(STAMP)  ## gate-level tests: digits netlists on iCE40 and ECP5, Verilator and Icarus (8 CPU min)
+test-gate: $(STAMP)  ## gate-level tests: digits netlists on iCE40 and ECP5, Verilator and Icarus, run-time weights in block RAM and SPRAM (10 CPU min)
 	$(BIN)/python -m pytest sim/test_gate_level.py -m gate -q
 
 lint: $(STAMP)  ## ruff over every file, then the pre-commit hooks (.pre-commit-config.yaml: ruff, mypy)

