@@ -65,7 +65,7 @@ def session(design: Design, graph: Graph, x: np.ndarray) -> tuple[list[Request],
     """The host's requests for the images ``x`` (encoded by :func:`qsnn.hw.host.
     encode_image`) and the cycle model's cycles per image."""
     frames = [host.encode_image(img, graph.input.encoding) for img in x]
-    model = cycles.image_cycles(graph, design.lanes, torch.from_numpy(np.asarray(x)))
+    model = cycles.image_cycles(graph, design.layers, torch.from_numpy(np.asarray(x)))
     return host_requests(design, frames), [int(c) for c in model]
 
 

@@ -56,8 +56,9 @@ def design(g: Graph, runtime_weights: tuple[int, ...] = ()):
 
 
 def replay(hw, requests: list[bytes], replies: list[int], timeout: int, seed: int,
-           tmp_path) -> dict:
-    """Send the requests through qsnn_uart_top (CLKS_PER_BIT = CPB); the answers."""
+           tmp_path, timeout_s: int = 300) -> dict:
+    """Send the requests through qsnn_uart_top (CLKS_PER_BIT = CPB); the answers
+    (``timeout_s``: the simulation's wall-clock limit)."""
     reqs = tmp_path / "requests.json"
     reqs.write_text(json.dumps([{"send": r.hex(), "reply": n}
                                 for r, n in zip(requests, replies, strict=True)]))
@@ -67,7 +68,7 @@ def replay(hw, requests: list[bytes], replies: list[int], timeout: int, seed: in
     out = tmp_path / "result.json"
     simlib.run(runner, "uart_net_bench", seed=seed, files=sorted(hw.glob("*.mem")),
                env={"REQUESTS": str(reqs), "RESULT": str(out), "TIMEOUT": timeout},
-               timeout_s=300)
+               timeout_s=timeout_s)
     got = json.loads(out.read_text())
     assert got["errors"] == []
     return got

@@ -503,6 +503,28 @@ def test_program_runs_the_loader(tmp_path, monkeypatch) -> None:
         fpga.program(bit, "icebreaker")
 
 
+
+def test_report_cycles_are_the_estimate_of_the_design_built(tmp_path, capsys) -> None:
+    """The bitstream report's cycle model is the design's own (per-layer lanes and pooling
+    from params.json), the figure ``qsnn hw --estimate`` printed with the options that
+    built it, on the same golden inputs. It fails on the old call with ``design.lanes``
+    (one lane count, default pooling: another design)."""
+    from qsnn.cli import main
+    from qsnn.testing import random_net
+
+    build = tmp_path / "build"
+    graph = random_net(build, spec=[("conv", 4, 3, 1, 2), ("conv", 6, 3, 1, 2), ("fc", 5)],
+                       shape=(1, 8, 8), steps=4, images=6)
+    opts = ["--lanes", "3,4,2", "--pool", "fused,map", "--board", "orangecrab"]
+    assert main(["hw", str(build), "--out", str(tmp_path / "hw"), *opts]) == 0
+    assert main(["hw", str(build), "--estimate", *opts]) == 0
+    estimate = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cycles_mean"]
+    design = Design.load(tmp_path / "hw")
+    cyc, src = fpga.cycles_per_inference(design, build)
+    assert (cyc, src) == (pytest.approx(estimate), "cycle model (6 golden inputs)")
+    x = torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
+    assert cyc != pytest.approx(np.mean(image_cycles(graph, design.lanes, x)))
+
 # -- conv designs: the lower bounds of qsnn.hw.fpga.needs ---------------------------------
 def conv_design(lanes: list[int], pool: str = "fused", runtime: tuple[int, ...] = (),
                 out_channels: int = 16) -> Design:

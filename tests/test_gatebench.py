@@ -96,6 +96,21 @@ def test_host_session_rom_and_runtime_weights(designs) -> None:
     assert [r.reply for r in reqs] == [5, 1, 5, 1]
 
 
+
+def test_session_cycles_are_the_design_s_own(tmp_path) -> None:
+    """The answer timeout's cycle model is the design's (lanes 3, 2 from params.json),
+    not the default design for its largest lane count (3, 3), which the old call made."""
+    from qsnn.export import serialize
+    from qsnn.hw import cycles
+
+    x, build = pixels(images=3, shape=(1, 3, 4)), tmp_path / "build"
+    save_ir(small_mlp(), build, inputs=x)
+    generate(build, tmp_path / "hw", lanes=[3, 2])
+    design, graph = Design.load(tmp_path / "hw"), serialize.load(build)
+    _, model = gatebench.session(design, graph, x.numpy())
+    assert model == cycles.image_cycles(graph, design.layers, x)
+    assert model != cycles.image_cycles(graph, design.lanes, x)
+
 def test_stimulus_files_are_readmemh(tmp_path) -> None:
     reqs = [gatebench.Request(b"?", 5, "a"), gatebench.Request(b"I\x00\xff\x10", 1, "b")]
     index, data = gatebench.stimulus_files(reqs, tmp_path, "t")

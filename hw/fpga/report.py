@@ -70,7 +70,9 @@ def timing_error(report: dict[str, Any]) -> str:
 def cycles_per_inference(design: Design, build_dir: str | Path | None,
                          images: int = DEFAULT_MODEL_IMAGES) -> tuple[float | None, str]:
     """(mean cycles per inference, where from): the RTL simulation's ``sim_report.json``
-    in the design folder if present, else the cycle model on the IR's golden inputs."""
+    in the design folder if present, else the cycle model of the design's own layers
+    (lanes and pooling from ``params.json``, as ``qsnn hw --estimate`` with the options
+    that made it) on the IR's first ``images`` golden inputs."""
     sim = design.folder / "sim_report.json"
     if sim.is_file():
         rep = _read_sim_report(sim)
@@ -89,7 +91,7 @@ def cycles_per_inference(design: Design, build_dir: str | Path | None,
     design.check_fresh(build_dir)
     graph = serialize.load(build_dir)
     x = torch.from_numpy(serialize.load_vectors(build_dir, graph)["inputs"][:images])
-    cyc = image_cycles(graph, design.lanes, x)
+    cyc = image_cycles(graph, design.layers, x)
     return float(np.mean(cyc)), f"cycle model ({len(cyc)} golden inputs)"
 
 
