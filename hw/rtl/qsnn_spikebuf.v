@@ -60,19 +60,15 @@ module qsnn_spikebuf #(
     reg [P-1:0]  done_bits;
 
     wire [P-1:0] cur = masks[chunk] & ~done_bits;
-    // lowest set bit of cur: isolated as cur & -cur (a carry chain), then its index from
-    // OR trees (bit b of low = OR of low_bit[i] over the i with bit b set). A priority
-    // loop over the bits here became a P-deep mux chain, the critical path of the walk
-    // (spike buffer -> consumer's ev_ready -> next chunk) on the ECP5. cur = 0 gives
-    // low_bit = 0 and low = 0; the walk only uses them when cur != 0.
-    wire [P-1:0] low_bit = cur & (~cur + {{(P - 1){1'b0}}, 1'b1});
+    // lowest set bit of cur
     reg [PW-1:0] low;
     integer i;
     always @* begin
         low = {PW{1'b0}};
-        for (i = 0; i < P; i = i + 1)
-            if (low_bit[i]) low = low | i[PW-1:0];
+        for (i = P - 1; i >= 0; i = i - 1)
+            if (cur[i]) low = i[PW-1:0];
     end
+    wire [P-1:0] low_bit = {{(P - 1){1'b0}}, 1'b1} << low;
     wire last_chunk = (chunk == K[KW-1:0] - 1'b1) || (K == 1);
 
     assign busy = running;
