@@ -218,7 +218,10 @@ module qsnn_layer #(
     wire [P*MB-1:0] c_rd, v_rd;
     reg             c_we, v_we;
     reg  [KW-1:0]   wa;          // chunk write address
-    reg  [P*MB-1:0] c_wd, v_wd;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [P*MB-1:0] c_wd;        // unused with M_SPRAM = 1 and C_RAM = 0
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg  [P*MB-1:0] v_wd;
 
     // ---- control (stage 0) ---------------------------------------------------------
     reg [2:0]    state;
@@ -381,7 +384,9 @@ module qsnn_layer #(
             // one word {C, V}: read in stage 1 (p1_chunk), written in stage 4 or 2
             localparam integer FW = 4 * ((P * MB + 3) / 4);
             localparam integer MW = (C_RAM != 0) ? 2 * FW : FW;
-            wire [MW-1:0] rdata;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [MW-1:0] rdata;     // the padding bits are never read
+            /* verilator lint_on UNUSEDSIGNAL */
             wire [MW-1:0] wdata;
             wire [MW/4-1:0] wmask;
             reg  [P*MB-1:0] c_q, v_q;   // stage 3: the word read two cycles back
