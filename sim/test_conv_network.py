@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from qsnn.hw import cycles, netbench
+from qsnn.hw.design import LayerParams
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import compare_trace, verify
 from qsnn.testing import random_net, random_spec
@@ -178,3 +179,21 @@ def test_a_cycle_model_one_cycle_off_is_seen(net, monkeypatch) -> None:
     rep = verify(build, hw, images=2, simulator="icarus")
     assert rep["mismatches"] == 0 and rep["cycles_model_exact"] == 0
     assert rep["cycles_model_ratio_max"] < 1
+
+
+@icarus
+@pytest.mark.parametrize("broken", ["no-wait", "one-cycle-chunks"])
+def test_a_cycle_model_ignoring_spram_is_seen(net, monkeypatch, broken) -> None:
+    """The SPRAM terms of the model are needed: without the free + 1 wait, or with one
+    cycle per chunk, images of the SPRAM networks are no longer exact."""
+    if broken == "no-wait":
+        monkeypatch.setattr(cycles, "_spram_wait", lambda a, free, spram: a)
+    else:
+        monkeypatch.setattr(LayerParams, "chunk_cycles", property(lambda p: 1))
+    inexact = 0
+    for name in ("direct-spram", "events-spram"):
+        build, hw = net(name)
+        rep = verify(build, hw, images=2, simulator="icarus")
+        assert rep["mismatches"] == 0
+        inexact += 2 - rep["cycles_model_exact"]
+    assert inexact > 0
