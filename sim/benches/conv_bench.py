@@ -18,9 +18,9 @@ event) (``convmap.event_cycles``), ``busy`` falls ACC_DRAIN cycles after the las
 last chunk, passes take HO·WO·G + drain cycles. With ``M_SPRAM = 1`` (membranes in one
 single-port ``qsnn_mem_spram``, word {C, V}) every chunk takes 2 cycles (event cost
 2·nY·nX·G, passes 2·HO·WO·G + drain, spike reports every other cycle) and an event that
-arrives the cycle after the previous event's last chunk issued waits one more cycle. The driver wakes on ``ev_ready`` edges
-only (a few Python resumptions per event, none per chunk); the update pass's spike
-reports are sampled per cycle.
+arrives the cycle after the previous event's last chunk issued waits one more cycle.
+The driver wakes on ``ev_ready`` edges only (a few Python resumptions per event, none
+per chunk); the update pass's spike reports are sampled per cycle.
 """
 
 from __future__ import annotations
