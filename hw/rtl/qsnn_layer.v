@@ -193,7 +193,11 @@ module qsnn_layer #(
             initial $readmemh(W_FILE, wmem);
             always @(posedge clk) w_rd <= wmem[w_ra];
         end else begin : g_wram
-            // single port (iCE40 SPRAM-friendly): the load port owns it while it writes
+            // single port (iCE40 SPRAM-friendly): the load port owns it while it writes;
+            // the iCE40 synthesis puts it in SPRAM (Yosys would pick EBR for small ones)
+`ifdef QSNN_SB_SPRAM
+            (* ram_style = "huge" *)
+`endif
             reg [P*WB-1:0] wmem [0:WD-1];
             wire [WAW-1:0] w_a = wl_we ? wl_addr : w_ra;
             always @(posedge clk) begin
