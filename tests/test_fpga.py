@@ -432,6 +432,12 @@ def test_cycles_from_sim_report_then_model(tmp_path) -> None:
     x = torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
     assert cyc == pytest.approx(np.mean(image_cycles(serialize.load(build), 4, x)))
     assert src == "cycle model (5 golden inputs)"
+    # the design's own layers, not the default design of its largest lane count
+    slow = dataclasses.replace(params, layers=tuple(
+        dataclasses.replace(p, m_spram=1) for p in params.layers))
+    got = fpga.cycles_per_inference(slow, build)[0]
+    assert got == pytest.approx(np.mean(image_cycles(serialize.load(build), slow.layers, x)))
+    assert got > cyc
     (hw / "sim_report.json").write_text(json.dumps({"cycles_per_inference_mean": 321.5,
                                                     "images": 7}))
     assert fpga.cycles_per_inference(params, build) == (
