@@ -20,6 +20,8 @@ RTL_FILES = ("qsnn_lif_lane.v", "qsnn_layer.v", "qsnn_spikebuf.v", "qsnn_lfsr.v"
              "qsnn_cycle_counter.v", "qsnn_top_io.v")
 #: the conv engine's address generator (copied into designs with a conv layer only)
 CONV_FILES = ("qsnn_conv_addr.v",)
+#: the membrane SPRAM (copied into designs with a layer's membranes in SPRAM only)
+SPRAM_FILES = ("qsnn_mem_spram.v",)
 #: the UART command wrapper ``qsnn_uart_top`` (``filelist_uart.f``)
 UART_FILES = ("qsnn_uart_rx.v", "qsnn_uart_tx.v", "qsnn_uart_top.v")
 #: the board wrapper core of ``qsnn bitstream`` (power-on reset, LEDs)

@@ -26,6 +26,12 @@ chunk without spikes; a chunk's spikes are accepted one after another (a spike w
 for the consumer), the chunk done the cycle after its last accept; the phase ends as a
 scan does (the readout takes a spike per cycle and is never busy).
 
+Membranes in SPRAM (``m_spram``, ``qsnn hw --membranes spram``): every chunk of that
+layer's passes and events takes 2 cycles (K_l becomes 2·K_l in the clear, loadv and
+update passes, c becomes 2·c), and an event that would be accepted the cycle after the
+consumer became free (``free + 1``) waits one more cycle (its first read would meet the
+last chunk's write).
+
 Everything runs on the golden model's spike trains, vectorised over the images.
 :func:`bound` is the event-driven bound beside it: synaptic events ÷ lanes (per input
 event the engine positions it reaches × output channels / P; fully connected N / P) plus
@@ -68,13 +74,20 @@ def pass_cycles(k: int) -> int:
     return k + UPD_DRAIN + O_PHASE
 
 
-def scan(start: np.ndarray, events: np.ndarray, cost: np.ndarray) -> np.ndarray:
+def _spram_wait(a: np.ndarray, free: np.ndarray, spram: bool) -> np.ndarray:
+    """An SPRAM consumer does not accept at free + 1 (its last chunk's write)."""
+    return np.where(a == free + 1, a + 1, a) if spram else a
+
+
+def scan(start: np.ndarray, events: np.ndarray, cost: np.ndarray, spram: bool = False
+         ) -> np.ndarray:
     """End of an encoder phase (the sequencer's next state edge) per image.
 
     ``start``: the edge of the start pulse [B]; ``events`` [B, N] bool (item j an event);
     ``cost`` [N]: cycles the consumer spends on item j. Item j is read at edge R_j
     (R_0 = start + 2); a non-event moves on at R_j + 1, an event is accepted at
-    A_j = max(R_j + 1, free) and the next item read then; free = A_j + cost."""
+    A_j = max(R_j + 1, free) (``spram``: not free + 1) and the next item read then;
+    free = A_j + cost."""
     r = start + O_PHASE
     free = np.full_like(r, _NONE)
     busy_end = np.full_like(r, _NONE)
@@ -82,7 +95,7 @@ def scan(start: np.ndarray, events: np.ndarray, cost: np.ndarray) -> np.ndarray:
     for j in np.flatnonzero(events.any(axis=0)).tolist():
         r = r + (j - idle)
         ev = events[:, j]
-        a = np.maximum(r + 1, free)
+        a = _spram_wait(np.maximum(r + 1, free), free, spram)
         r = np.where(ev, a, r + 1)
         free = np.where(ev, a + cost[j], free)
         busy_end = np.where(ev, a + cost[j] + ACC_DRAIN, busy_end)
@@ -91,11 +104,13 @@ def scan(start: np.ndarray, events: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.maximum(r, busy_end) + 1
 
 
-def buf(start: np.ndarray, spikes: np.ndarray, cost: np.ndarray | None) -> np.ndarray:
+def buf(start: np.ndarray, spikes: np.ndarray, cost: np.ndarray | None, spram: bool = False
+        ) -> np.ndarray:
     """End of a spike-buffer phase per image: ``spikes`` [B, K] per chunk, ``cost`` [K]
     of the consumer layer per spike of chunk k (None: the readout, one spike per cycle,
     never busy). The walk reaches chunk 0 at start + 2; a chunk's n spikes are accepted
-    at a_1 = max(walk, free), a_i = a_{i-1} + max(1, cost); the walk goes on at a_n + 1."""
+    at a_1 = max(walk, free) (``spram``: not free + 1), a_i = a_{i-1} + max(1, cost);
+    the walk goes on at a_n + 1."""
     tau = start + O_PHASE
     free = np.full_like(tau, _NONE)
     busy_end = np.full_like(tau, _NONE)
@@ -104,7 +119,7 @@ def buf(start: np.ndarray, spikes: np.ndarray, cost: np.ndarray | None) -> np.nd
         tau = tau + (k - idle)
         n = spikes[:, k].astype(np.int64)
         c = 1 if cost is None else int(cost[k])
-        a_n = np.maximum(tau, free) + (n - 1) * max(1, c)
+        a_n = _spram_wait(np.maximum(tau, free), free, spram) + (n - 1) * max(1, c)
         has = n > 0
         tau = np.where(has, a_n + 1, tau + 1)
         free = np.where(has, a_n + c, free)
@@ -202,17 +217,20 @@ def _model(graph: Graph, layers: list[LayerParams], x: torch.Tensor
     cost0 = np.tile(event_costs(layers[0]).reshape(-1), enc.shape[2] // (
         layers[0].h_in * layers[0].w_in))
     spikes = [chunk_spikes(s, p) for s, p in zip(res.spikes, layers, strict=True)]
-    costs = [chunk_costs(p, q) for p, q in zip(layers, layers[1:], strict=False)] + [None]
+    costs = [chunk_costs(p, q) * q.chunk_cycles for p, q in zip(layers, layers[1:],
+                                                               strict=False)] + [None]
+    spram = [bool(q.m_spram) for q in layers[1:]] + [False]
     t = np.full(x.shape[0], input_bytes(graph), np.int64)
-    t = t + pass_cycles(max(p.chunks for p in layers))
+    t = t + pass_cycles(max(p.chunks * p.chunk_cycles for p in layers))
     direct = graph.input.encoding == Encoding.DIRECT
+    c0, s0 = cost0 * layers[0].chunk_cycles, bool(layers[0].m_spram)
     if direct:
-        t = pass_cycles(layers[0].chunks) + scan(t, enc[0], cost0)
+        t = pass_cycles(layers[0].chunks * layers[0].chunk_cycles) + scan(t, enc[0], c0, s0)
     for step in range(graph.time_steps):
         if not direct:
-            t = scan(t, enc[step], cost0)
-        for p, s, c in zip(layers, spikes, costs, strict=True):
-            t = buf(t + pass_cycles(p.chunks), s[step], c)
+            t = scan(t, enc[step], c0, s0)
+        for p, s, c, sp in zip(layers, spikes, costs, spram, strict=True):
+            t = buf(t + pass_cycles(p.chunks * p.chunk_cycles), s[step], c, sp)
     cycles = t + graph.classes + O_END
     return cycles, _bound(graph, layers, enc, res.spikes, cost0)
 

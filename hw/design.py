@@ -72,6 +72,7 @@ class LayerParams:
     fused: int = 1       # 1: pool fused into the kernel, 0: pool as an address map (FUSED)
     c_ram: int = 1       # 1: a C word per chunk (direct-input first layer), 0: C = bias (C_RAM)
     coord: int = 0       # its spike buffer emits {c, y, x} (1: a conv layer follows) (COORD)
+    m_spram: int = 0     # 1: V (and C) in one single-port qsnn_mem_spram (M_SPRAM)
 
     @property
     def conv(self) -> bool:
@@ -139,6 +140,18 @@ class LayerParams:
         too)."""
         return self.w_words * self.lanes * self.wb
 
+    @property
+    def chunk_cycles(self) -> int:
+        """Cycles per chunk of every pass and event: 2 with the membranes in SPRAM
+        (``m_spram``: read, then write, on one port), else 1."""
+        return 2 if self.m_spram else 1
+
+    @property
+    def spram_word_bits(self) -> int:
+        """Bits of a ``qsnn_mem_spram`` word (``m_spram``): V, and C when ``c_ram``, each
+        padded to whole nibbles (the SPRAM's write mask)."""
+        return 4 * -(-self.lanes * self.mb // 4) * (2 if self.c_ram else 1)
+
     def mem_files(self) -> tuple[str, str, str]:
         """The ``$readmemh`` files of this layer: weights, thresholds, biases."""
         return (f"l{self.index}_w.mem", f"l{self.index}_theta.mem", f"l{self.index}_bias.mem")
@@ -197,6 +210,8 @@ TOP_TYPES: dict[str, type] = {
     "input_bytes": int, "weight_bytes": int}
 POSITIVE = ("lanes", "time_steps", "classes", "count_bits", "input_bytes")
 LAYER_POSITIVE = ("n_in", "n", "lanes", "wb", "mb", "vb")
+#: layer keys written only when not their default (designs without them stay as before)
+LAYER_OPTIONAL = {"m_spram": 0}
 
 
 def _is_int(value: Any) -> bool:
@@ -234,8 +249,12 @@ def _lists_problem(params: dict[str, Any]) -> str | None:
     layers, rtl = params["layers"], params["rtl"]
     if not isinstance(layers, list) or not layers:
         return "'layers' is not a list of layers"
-    names = [f.name for f in dataclasses.fields(LayerParams)]
+    names = [f.name for f in dataclasses.fields(LayerParams) if f.name not in LAYER_OPTIONAL]
     for i, layer in enumerate(layers):
+        if isinstance(layer, dict) and not all(
+                _is_int(layer.get(k, v)) for k, v in LAYER_OPTIONAL.items()):
+            return f"layer {i} has a non-integer {', '.join(LAYER_OPTIONAL)}"
+
         if not isinstance(layer, dict) or not all(_is_int(layer.get(k)) for k in names) \
                 or any(layer[k] < 1 for k in LAYER_POSITIVE):
             return f"layer {i} lacks one of {', '.join(names)} or has a size below 1"
@@ -277,7 +296,9 @@ class Design:
             "pixel_max": self.pixel_max, "lfsr_seed": self.lfsr_seed,
             "classes": self.classes, "count_bits": self.count_bits,
             "input_bytes": self.input_bytes,
-            "layers": [p.__dict__ | {"chunks": p.chunks} for p in self.layers],
+            "layers": [{k: v for k, v in p.__dict__.items()
+                        if k not in LAYER_OPTIONAL or v != LAYER_OPTIONAL[k]}
+                       | {"chunks": p.chunks} for p in self.layers],
             "runtime_weights": list(self.runtime_weights),
             "weight_bytes": self.weight_bytes,
             "rtl": list(self.rtl),
@@ -297,7 +318,7 @@ class Design:
             raise QsnnError(f"{folder / PARAMS_FILE} is corrupt ({problem}): regenerate it "
                             "with qsnn hw")
         names = [f.name for f in dataclasses.fields(LayerParams)]
-        layers = tuple(LayerParams(**{k: layer[k] for k in names})
+        layers = tuple(LayerParams(**{k: layer.get(k, LAYER_OPTIONAL.get(k)) for k in names})
                        for layer in params["layers"])
         return cls(folder=folder, **{k: params[k] for k in TOP_TYPES},
                    layers=layers, runtime_weights=tuple(params["runtime_weights"]),

@@ -19,7 +19,14 @@ from qsnn import outdir
 from qsnn.export import serialize
 from qsnn.export.ir import LIF, Conv2d, Linear
 from qsnn.hw import convmap
-from qsnn.hw.cores import BOARD_FILES, CONV_FILES, RTL_DIR, RTL_FILES, UART_FILES
+from qsnn.hw.cores import (
+    BOARD_FILES,
+    CONV_FILES,
+    RTL_DIR,
+    RTL_FILES,
+    SPRAM_FILES,
+    UART_FILES,
+)
 from qsnn.hw.design import (
     PARAMS_FILE,
     TOP_FILE,
@@ -32,7 +39,16 @@ from qsnn.hw.design import (
     m_count_bits,
     weight_bytes,
 )
-from qsnn.hw.layers import DEFAULT_BOARD, MAX_LANES, Block, Lanes, Pool, blocks, layer_params
+from qsnn.hw.layers import (
+    DEFAULT_BOARD,
+    MAX_LANES,
+    Block,
+    Lanes,
+    Membranes,
+    Pool,
+    blocks,
+    layer_params,
+)
 from qsnn.hw.top import top_verilog
 
 __all__ = ["MAX_LANES", "RTL_DIR", "RTL_FILES", "UART_FILES", "Design",
@@ -130,7 +146,7 @@ def block_mems(p: LayerParams, block: Block) -> dict[str, list[str]]:
 
 def generate(build_dir: str | Path, out: str | Path, lanes: Lanes = 4,
              runtime_weights: tuple[int, ...] | str = (), pool: Pool = "auto",
-             board: str = DEFAULT_BOARD, note=None) -> dict:
+             board: str = DEFAULT_BOARD, note=None, membranes: Membranes = "bram") -> dict:
     """Write the design for the IR in ``build_dir`` into ``out``; returns params.json.
 
     ``lanes``: one value for every layer or one per layer (capped at each layer's output
@@ -138,16 +154,18 @@ def generate(build_dir: str | Path, out: str | Path, lanes: Lanes = 4,
     one per conv layer (``auto`` decides by ``board``'s block RAM: ``qsnn.hw.layers``);
     ``runtime_weights``: layers whose weights live in RAM loaded at run time from
     ``weights.bin`` (UART 'W' command) instead of bitstream-initialised ROM; ``note``:
-    called with each note line (lanes capped, pooling chosen)."""
+    called with each note line (lanes capped, pooling chosen); ``membranes``: ``bram``
+    or ``spram`` for every layer, or one per layer (``qsnn.hw.layers``)."""
     graph = serialize.load(build_dir)
-    layers = layer_params(graph, lanes, runtime_weights, pool, board, note)
+    layers = layer_params(graph, lanes, runtime_weights, pool, board, note, membranes)
     mems: dict[str, list[str]] = {}
     for p, block in zip(layers, blocks(graph), strict=True):
         mems.update(block_mems(p, block))
     blob = weight_blob(mems, layers)
     ir_hash = ir_sha256(Path(build_dir))
     out = Path(out)
-    cores = RTL_FILES + (CONV_FILES if any(p.conv for p in layers) else ())
+    cores = (RTL_FILES + (CONV_FILES if any(p.conv for p in layers) else ())
+             + (SPRAM_FILES if any(p.m_spram for p in layers) else ()))
     design = Design(
         folder=out, name=graph.name, ir_sha256=ir_hash,
         lanes=lanes if isinstance(lanes, int) else max(lanes),

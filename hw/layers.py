@@ -16,6 +16,9 @@ a file.
   lanes and take at most half of the target board's block RAM (``--board``, default the
   iCEBreaker's UP5K), else the address map. A layer without a pool is always "fused"
   (both forms are the same engine then).
+- **Membranes** (``--membranes bram|spram`` or one value per layer): ``spram`` keeps a
+  layer's V (and C) in one single-port ``qsnn_mem_spram`` (iCE40 SB_SPRAM256KA, 16k
+  words deep), word {C, V}; every chunk of its passes and events then takes 2 cycles.
 """
 
 from __future__ import annotations
@@ -47,9 +50,13 @@ DEFAULT_BOARD = "icebreaker"
 AUTO_BRAM_SHARE = 0.5
 #: qsnn_conv_addr computes addresses in 20 bits (CB): chunks and weight words below 2^20
 MAX_CONV_WORDS = 1 << 20
+MEMBRANE_MODES = ("bram", "spram")
+#: qsnn_mem_spram: one SB_SPRAM256KA deep
+MAX_SPRAM_WORDS = 1 << 14
 
 Lanes = int | Sequence[int]
 Pool = str | Sequence[str]
+Membranes = str | Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,14 @@ def per_layer(value: Lanes | Pool, count: int, option: str, what: str) -> list:
 
 def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...] | str = (),
                  pool: Pool = "auto", board: str = DEFAULT_BOARD,
-                 note: Callable[[str], None] | None = None) -> list[LayerParams]:
+                 note: Callable[[str], None] | None = None, membranes: Membranes = "bram"
+                 ) -> list[LayerParams]:
     """Per-layer parameters; refuses what the hardware cannot express (one line each).
 
     ``runtime_weights``: indices of the layers whose weights are loaded at run time
     (RAM, ``weights.bin``) instead of ROM initialised from the bitstream; ``"all"``: every
     layer. ``note`` receives one line per lane count capped and per ``auto`` pooling
-    choice."""
+    choice. ``membranes``: ``bram`` or ``spram`` for every layer, or one per layer."""
     note = note or (lambda _line: None)
     _check_graph(graph)
     bl = blocks(graph)
@@ -116,6 +124,10 @@ def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...
         if m not in POOL_MODES:
             raise QsnnError(f"--pool {m}: choose from {', '.join(POOL_MODES)}")
     rt = _runtime_set(runtime_weights, len(bl))
+    mem = per_layer(membranes, len(bl), "--membranes", "layer")
+    for m in mem:
+        if m not in MEMBRANE_MODES:
+            raise QsnnError(f"--membranes {m}: choose from {', '.join(MEMBRANE_MODES)}")
     out = []
     for i, b in enumerate(bl):
         n = b.weight.out_channels if isinstance(b.weight, Conv2d) else b.weight.out_features
@@ -127,13 +139,22 @@ def layer_params(graph: Graph, lanes: Lanes = 4, runtime_weights: tuple[int, ...
                       vb=8 if i == 0 and graph.input.encoding == Encoding.DIRECT else 1,
                       leak_mult=Leak(b.lif.leak).code, leak_param=b.lif.leak_param,
                       frac_bits=b.lif.frac_bits, reset_mode=Reset(b.lif.reset).code,
-                      w_runtime=int(i in rt))
+                      w_runtime=int(i in rt), m_spram=int(mem[i] == "spram"))
         if isinstance(b.weight, Conv2d):  # b.conv, narrowed for mypy
             out.append(_conv_params(graph, bl, i, common, modes[i], board, note))
         else:
             out.append(LayerParams(n_in=b.weight.in_features, wb=b.weight.weight_bits,
                                    **common))
+        _check_spram(out[-1], b)
     return out
+
+
+def _check_spram(p: LayerParams, b: Block) -> None:
+    """Membranes in SPRAM: at most one SB_SPRAM256KA deep (16,384 words)."""
+    if p.m_spram and p.chunks > MAX_SPRAM_WORDS:
+        raise QsnnError(f"IR node '{b.lif.name}': {p.chunks} membrane words exceed the "
+                        f"SPRAM depth of {MAX_SPRAM_WORDS} (--membranes spram); use more "
+                        "lanes")
 
 
 def _check_graph(graph: Graph) -> None:

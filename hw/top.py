@@ -181,7 +181,8 @@ def _layer_lines(p: LayerParams, last: bool) -> list[str]:
                                                          p.mem_files(), strict=True)),
               *([f".H_IN({p.h_in})", f".W_IN({p.w_in})", f".KS({p.kernel})",
                  f".PAD({p.pad})", f".KP({p.pool})", f".FUSED({p.fused})",
-                 f".C_RAM({p.c_ram})"] if p.conv else [])]
+                 f".C_RAM({p.c_ram})"] if p.conv else []),
+              *([f".M_SPRAM({p.m_spram})"] if p.m_spram else [])]
     buf_params = [f".N({p.n})", f".P({p.lanes})",
                   *([f".HO({p.ho})", f".WO({p.wo})", f".COORD({p.coord})"] if p.conv else [])]
     ports = [".clk(clk)", ".rst(rst)", f".cmd_clear(cmd_clear[{i}])",
@@ -197,7 +198,8 @@ def _layer_lines(p: LayerParams, last: bool) -> list[str]:
            ".ev_ready(" + ("1'b1" if last else f"b{i}_ready") + ")", f".ev_index(b{i}_index)"]
     return [
         "",
-        f"    // layer {i}: {_shape_text(p)}, {p.lanes} lanes, {p.mb}-bit membranes",
+        f"    // layer {i}: {_shape_text(p)}, {p.lanes} lanes, {p.mb}-bit membranes"
+        + (" in SPRAM" if p.m_spram else ""),
         f"    wire l{i}_spk_valid;",
         f"    wire [{index_bits(p.chunks) - 1}:0] l{i}_spk_chunk;",
         f"    wire [{p.lanes - 1}:0] l{i}_spk_mask;",

@@ -161,14 +161,15 @@ def _hw(args: argparse.Namespace) -> int:
         from qsnn.hw.layers import layer_params
 
         layers = layer_params(serialize.load(build), lanes, pool=pool, board=args.board,
-                              note=_note)
+                              note=_note, membranes=_pool_option(args.membranes))
         print(estimate_report(build, layers, args.images))
         return 0
     from qsnn.hw.generate import generate
 
     out = Path(args.out) if args.out else Path("hw/build") / build.name
     params = generate(build, out, lanes=lanes, runtime_weights=_layer_list(args.runtime_weights),
-                      pool=pool, board=args.board, note=_note)
+                      pool=pool, board=args.board, note=_note,
+                      membranes=_pool_option(args.membranes))
     sizes = ", ".join(_layer_text(p) for p in params["layers"])
     rt = params["runtime_weights"]
     print(f"generated {out}: qsnn_top ({sizes}), {args.lanes} lanes, "
@@ -235,6 +236,11 @@ def add_hw(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--board", default="icebreaker",
                    help="target board whose block RAM --pool auto plans for (default: "
                         "%(default)s)")
+    p.add_argument("--membranes", default="bram",
+                   help="where each layer keeps its membranes (V, and C of a direct-input "
+                        "layer): bram (block RAM, a chunk per cycle) or spram (iCE40 "
+                        "SPRAM, 2 cycles per chunk); or one per layer, e.g. spram,bram,bram "
+                        "(default: %(default)s)")
     p.add_argument("--out", help="output folder (default: hw/build/<name>)")
     p.add_argument("--runtime-weights", metavar="LAYERS",
                    help="layers (e.g. 0 or 0,1, or all) whose weights live in RAM loaded "

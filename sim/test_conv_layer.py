@@ -25,7 +25,7 @@ from benches.conv_bench import geometry
 
 from qsnn.hw import convmap
 
-SRC = simlib.rtl("qsnn_layer", "qsnn_lif_lane", "qsnn_conv_addr")
+SRC = simlib.rtl("qsnn_layer", "qsnn_lif_lane", "qsnn_conv_addr", "qsnn_mem_spram")
 COMMON = dict(LEAK_MULT=1, LEAK_PARAM=230, FRAC_BITS=8, RESET_MODE=0)
 
 BUILDS = {
@@ -43,6 +43,12 @@ BUILDS = {
                          C_RAM=0, WB=4, MB=14, VB=1, LEAK_MULT=1, LEAK_PARAM=128,
                          FRAC_BITS=8, RESET_MODE=2),
 }
+#: membranes in SPRAM (M_SPRAM = 1: one single-port word {C, V}, 2 cycles per chunk)
+SPRAM_BUILDS = {
+    "k5p2-fused2-direct-spram": dict(BUILDS["k5p2-fused2-direct"], M_SPRAM=1),
+    # G = 1, address map: an event's chunks repeat 2 cycles apart (forwarded)
+    "k3p0-map2-G1-spram": dict(BUILDS["k3p0-map2-G1"], M_SPRAM=1),
+}
 FULL_BUILDS = {
     "k5p1-map2-direct": dict(N_IN=2, H_IN=8, W_IN=6, N=5, P=4, KS=5, PAD=1, KP=2, FUSED=0,
                              C_RAM=1, WB=4, MB=20, VB=8, **COMMON),
@@ -56,9 +62,10 @@ FULL_BUILDS = {
                               C_RAM=0, WB=4, MB=16, VB=1, W_RUNTIME=1, **COMMON),
 }
 FULL = os.environ.get("QSNN_FULL", "") not in ("", "0")
-ALL = {**BUILDS, **FULL_BUILDS}
+ALL = {**BUILDS, **SPRAM_BUILDS, **FULL_BUILDS}
 
-CI_CASES = [(b, "random") for b in BUILDS] + [("k3p1-pool1-co5-P2", "saturate")]
+CI_CASES = [(b, "random") for b in {**BUILDS, **SPRAM_BUILDS}] + [
+    ("k3p1-pool1-co5-P2", "saturate")]
 FULL_CASES = [(b, "random") for b in FULL_BUILDS] + [("k3p0-map2-G1", "saturate"),
                                                      ("k3p2-fused2-P1", "saturate")]
 CASES = CI_CASES + [pytest.param(*c, marks=pytest.mark.skipif(not FULL, reason="QSNN_FULL=1"))
@@ -125,11 +132,26 @@ MUTATIONS = {
                          "sel_s4 <= 1'b0 && p2_proc && p3_proc", "V before the update"),
     "row-step-off-by-one": ("qsnn_conv_addr.v", "row_waddr - SE * KE * G",
                             "row_waddr - SE * KE * G + 1", "V before the update"),
+    # M_SPRAM: an event accepted the cycle after a chunk issued (its first read meets
+    # that chunk's write); the bench sees the early accept (or the lost write)
+    "spram-early-accept": ("qsnn_layer.v", "&& !(M_SPRAM != 0 && p1_valid)", "",
+                           "accepted -1 cycles from the model|V before the update"),
+    # M_SPRAM: no bubble, a chunk every cycle: reads and writes of the single port meet
+    "spram-no-bubble": ("qsnn_layer.v", "wire         step = (M_SPRAM == 0) || ph;",
+                        "wire         step = 1'b1;", "busy for|accepted|V "),
+    # the RAM answers a read in the same cycle (no output register): every word one
+    # cycle early
+    "spram-read-early": ("qsnn_mem_spram.v", "assign rdata = q;",
+                         "assign rdata = mem[addr];", "after clear|V |C |spikes"),
 }
+#: the build each mutation runs on
+MUTATION_BUILD = {"spram-early-accept": "k3p0-map2-G1-spram",
+                  "spram-no-bubble": "k3p0-map2-G1-spram",
+                  "spram-read-early": "k5p2-fused2-direct-spram"}
 
 
 @pytest.mark.parametrize("name", [
-    "no-forwarding-s4",
+    "no-forwarding-s4", "spram-early-accept", "spram-no-bubble", "spram-read-early",
     pytest.param("row-step-off-by-one",
                  marks=pytest.mark.skipif(not FULL, reason="QSNN_FULL=1"))])
 def test_conv_bench_fails_on_a_mutated_engine(name, sim_seed, tmp_path):
@@ -142,7 +164,7 @@ def test_conv_bench_fails_on_a_mutated_engine(name, sim_seed, tmp_path):
             assert old in text, f"mutation target {old!r} not in {fname}"
             path = simlib.write_source(text.replace(old, new), fname)
         srcs.append(path)
-    hp = BUILDS["k3p0-map2-G1"]
+    hp = ALL[MUTATION_BUILD.get(name, "k3p0-map2-G1")]
     layer = draw_layer(hp, "random", sim_seed)
     files = write_mems(hp, layer, tmp_path)
     runner = simlib.build("qsnn_layer", srcs, hp)

@@ -10,6 +10,8 @@ against the RTL, on random small IRs (``qsnn.testing.random_net``; no training).
 - Per-layer spike trains and membranes of a traced image equal the golden model's.
 - The cycle model is exact on randomly drawn networks (fully connected and conv, any
   encoder, lanes and pooling; drawn from the test seed).
+- Membranes in SPRAM (``--membranes spram``: 2 cycles per chunk) on every layer, for
+  every encoder, and mixed per layer on random networks: 0 mismatches, the model exact.
 - A broken conv weight file, a wrong spike-buffer coordinate mode and a cycle model one
   cycle off are seen.
 """
@@ -24,6 +26,7 @@ import numpy as np
 import pytest
 
 from qsnn.hw import cycles, netbench
+from qsnn.hw.design import LayerParams
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import compare_trace, verify
 from qsnn.testing import random_net, random_spec
@@ -45,6 +48,8 @@ NETS = {
                    encoding="events", shape=(2, 8, 8), steps=4, lanes=[2, 3, 2],
                    pool="fused", images=6),
 }
+#: the same networks with every layer's membranes in SPRAM (qsnn_mem_spram)
+NETS.update({f"{name}-spram": dict(cfg, membranes="spram") for name, cfg in list(NETS.items())})
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +63,8 @@ def net(tmp_path_factory):
             root = tmp_path_factory.mktemp(name)
             random_net(root / "build", spec=cfg["spec"], encoding=cfg["encoding"],
                        shape=cfg["shape"], steps=cfg["steps"], images=cfg["images"], seed=7)
-            generate(root / "build", root / "hw", lanes=cfg["lanes"], pool=cfg["pool"])
+            generate(root / "build", root / "hw", lanes=cfg["lanes"], pool=cfg["pool"],
+                     membranes=cfg.get("membranes", "bram"))
             made[name] = (root / "build", root / "hw")
         return made[name]
 
@@ -71,10 +77,11 @@ def check(rep: dict, images: int) -> None:
                                                  rep["cycles_model_ratio_max"])
 
 
-def test_direct_conv_network_verilator(net, sim_seed) -> None:
-    build, hw = net("direct")
-    rep = verify(build, hw, images=NETS["direct"]["images"], seed=sim_seed)
-    check(rep, NETS["direct"]["images"])
+@pytest.mark.parametrize("name", ["direct", "direct-spram"])
+def test_direct_conv_network_verilator(net, name, sim_seed) -> None:
+    build, hw = net(name)
+    rep = verify(build, hw, images=NETS[name]["images"], seed=sim_seed)
+    check(rep, NETS[name]["images"])
     assert rep["cycles_bound_ratio"] > 1
 
 
@@ -82,7 +89,7 @@ def test_direct_conv_network_verilator(net, sim_seed) -> None:
 @pytest.mark.parametrize("name", list(NETS))
 def test_conv_network_icarus(net, name, sim_seed) -> None:
     build, hw = net(name)
-    images = 2 if name == "direct" else NETS[name]["images"]
+    images = 2 if name.startswith("direct") else NETS[name]["images"]
     check(verify(build, hw, images=images, seed=sim_seed, simulator="icarus"), images)
 
 
@@ -98,14 +105,16 @@ def test_traced_conv_layers_equal_golden(net) -> None:
 @icarus
 def test_cycle_model_is_exact_on_random_networks(tmp_path, sim_seed) -> None:
     """Every image's cycles (less the bench's input gaps) equal the model: 4 random
-    networks, 3 images each, random input gaps and output back-pressure."""
+    networks (membranes in block RAM or SPRAM per layer), 3 images each, random input
+    gaps and output back-pressure."""
     r = random.Random(sim_seed)
     for n in range(4):
         cfg = random_spec(r)
         build, hw = tmp_path / f"b{n}", tmp_path / f"hw{n}"
         random_net(build, spec=cfg["spec"], encoding=cfg["encoding"], shape=cfg["shape"],
                    steps=cfg["steps"], images=3, seed=r.randrange(1 << 30))
-        generate(build, hw, lanes=cfg["lanes"], pool=cfg["pool"])
+        membranes = [r.choice(["bram", "spram"]) for _ in cfg["spec"]]
+        generate(build, hw, lanes=cfg["lanes"], pool=cfg["pool"], membranes=membranes)
         rep = verify(build, hw, images=3, seed=sim_seed + n, simulator="icarus")
         assert rep["mismatches"] == 0, (cfg, rep["first_mismatch"])
         assert rep["cycles_model_exact"] == 3, (cfg, rep["cycles_model_ratio_min"],
@@ -170,3 +179,21 @@ def test_a_cycle_model_one_cycle_off_is_seen(net, monkeypatch) -> None:
     rep = verify(build, hw, images=2, simulator="icarus")
     assert rep["mismatches"] == 0 and rep["cycles_model_exact"] == 0
     assert rep["cycles_model_ratio_max"] < 1
+
+
+@icarus
+@pytest.mark.parametrize("broken", ["no-wait", "one-cycle-chunks"])
+def test_a_cycle_model_ignoring_spram_is_seen(net, monkeypatch, broken) -> None:
+    """The SPRAM terms of the model are needed: without the free + 1 wait, or with one
+    cycle per chunk, images of the SPRAM networks are no longer exact."""
+    if broken == "no-wait":
+        monkeypatch.setattr(cycles, "_spram_wait", lambda a, free, spram: a)
+    else:
+        monkeypatch.setattr(LayerParams, "chunk_cycles", property(lambda p: 1))
+    inexact = 0
+    for name in ("direct-spram", "events-spram"):
+        build, hw = net(name)
+        rep = verify(build, hw, images=2, simulator="icarus")
+        assert rep["mismatches"] == 0
+        inexact += 2 - rep["cycles_model_exact"]
+    assert inexact > 0

@@ -31,6 +31,7 @@ from qsnn.errors import QsnnError
 from qsnn.export import golden, serialize
 from qsnn.export.ir import Graph, Linear
 from qsnn.hw import gate, gatebench, netbench
+from qsnn.hw.design import Design
 from qsnn.hw.generate import generate
 from qsnn.hw.verify import check_design, stimulus, verify_netlist
 from qsnn.testing import pixels, random_net, save_ir, small_mlp
@@ -41,11 +42,13 @@ NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
 needs_icarus = pytest.mark.skipif(not netbench.icarus_ok(), reason=NO_ICARUS)
 
 
-def small(root: Path, runtime_weights: tuple[int, ...] = ()) -> tuple[Path, Path]:
+def small(root: Path, runtime_weights: tuple[int, ...] = (), membranes: str = "bram"
+          ) -> tuple[Path, Path]:
     """The 12 -> 10 -> 3 test network with 4 golden vectors, generated at P = 4."""
     x, build = pixels(images=4, shape=(1, 3, 4), seed=3), root / "build"
     save_ir(small_mlp(), build, inputs=x, labels=golden.run(small_mlp(), x).predictions.numpy())
-    generate(build, root / "hw", lanes=4, runtime_weights=runtime_weights)
+    generate(build, root / "hw", lanes=4, runtime_weights=runtime_weights,
+             membranes=membranes)
     return build, root / "hw"
 
 
@@ -219,3 +222,15 @@ def test_runtime_weights_in_spram_through_the_netlist(spram_net, tmp_path, capsy
     out = capsys.readouterr().out
     assert code == 1 and rep["mismatch_images"][0] == 0, out
     assert "first mismatch: image 0: class" in out and rep["weights_loaded"] == [False, True]
+
+
+@needs_icarus
+def test_spram_membranes_through_the_ice40_netlist(tmp_path) -> None:
+    """--membranes spram: on the iCE40 qsnn_mem_spram is SB_SPRAM256KA (the vendor model
+    simulated, 4-state: its x after a write would show), and the netlist equals golden."""
+    build, hw = small(tmp_path, membranes="spram")
+    rep = verify_netlist(build, hw, "ice40", images=2, simulator="icarus")
+    assert rep["errors"] == [] and rep["mismatches"] == 0 and rep["images"] == 2, rep
+    layers = Design.load(hw).layers
+    want = sum(-(-p.spram_word_bits // 16) for p in layers)
+    assert rep["cells"].get("SB_SPRAM256KA") == want, rep["cells"]

@@ -22,7 +22,9 @@ from qsnn.hw.generate import LayerParams, layer_mems
 
 SOURCES = {
     "qsnn_lif_lane": simlib.rtl("qsnn_lif_lane"),
-    "qsnn_layer": simlib.rtl("qsnn_layer", "qsnn_lif_lane", "qsnn_conv_addr"),
+    "qsnn_layer": simlib.rtl("qsnn_layer", "qsnn_lif_lane", "qsnn_conv_addr",
+                             "qsnn_mem_spram"),
+    "qsnn_mem_spram": simlib.rtl("qsnn_mem_spram"),
     "qsnn_spikebuf": simlib.rtl("qsnn_spikebuf"),
     "qsnn_encoder": simlib.rtl("qsnn_encoder", "qsnn_lfsr"),
     "qsnn_sequencer": simlib.rtl("qsnn_sequencer"),
@@ -59,6 +61,15 @@ LEGAL = [
                     "WB": 6, "MB": 18, "C_RAM": 0, "W_RUNTIME": 1}),
     ("qsnn_layer", {"N_IN": 2, "N": 1, "P": 1, "H_IN": 1, "W_IN": 5, "KS": 3, "PAD": 2,
                     "C_RAM": 0}),
+    # membranes in SPRAM: fully connected, direct conv (word {C, V}), hidden conv
+    ("qsnn_layer", {"M_SPRAM": 1}),
+    ("qsnn_layer", {"N_IN": 1, "N": 16, "P": 1, "H_IN": 28, "W_IN": 28, "KS": 5, "KP": 2,
+                    "WB": 6, "VB": 8, "MB": 21, "M_SPRAM": 1}),
+    ("qsnn_layer", {"N_IN": 3, "N": 5, "P": 2, "H_IN": 8, "W_IN": 8, "KS": 3, "PAD": 1,
+                    "KP": 2, "WB": 6, "C_RAM": 0, "M_SPRAM": 1}),
+    ("qsnn_mem_spram", {}),
+    ("qsnn_mem_spram", {"DEPTH": 16384, "WIDTH": 48}),
+    ("qsnn_mem_spram", {"DEPTH": 1, "WIDTH": 4}),
     ("qsnn_spikebuf", {}),
     ("qsnn_spikebuf", {"N": 1, "P": 1}),
     ("qsnn_spikebuf", {"N": 10, "P": 16}),
@@ -125,6 +136,9 @@ ILLEGAL = [
     ("qsnn_layer", {"H_IN": 8, "W_IN": 8, "KS": 3, "FUSED": 2},
      "qsnn_layer_FUSED_and_C_RAM_must_be_0_or_1"),
     ("qsnn_spikebuf", {"HO": 2, "WO": 2, "COORD": 2}, "qsnn_spikebuf_COORD_must_be_0_or_1"),
+    ("qsnn_layer", {"M_SPRAM": 2}, "qsnn_layer_M_SPRAM_must_be_0_or_1"),
+    ("qsnn_mem_spram", {"DEPTH": 16385}, "qsnn_mem_spram_DEPTH_must_be_1_to_16384"),
+    ("qsnn_mem_spram", {"WIDTH": 18}, "qsnn_mem_spram_WIDTH_must_be_a_multiple_of_4"),
     ("qsnn_encoder", {"N_IN": 70, "H": 6, "W": 6}, "qsnn_encoder_HxW_must_divide_N_IN"),
 ]
 

@@ -432,6 +432,12 @@ def test_cycles_from_sim_report_then_model(tmp_path) -> None:
     x = torch.from_numpy(np.load(build / "golden/vectors.npz")["inputs"])
     assert cyc == pytest.approx(np.mean(image_cycles(serialize.load(build), 4, x)))
     assert src == "cycle model (5 golden inputs)"
+    # the design's own layers, not the default design of its largest lane count
+    slow = dataclasses.replace(params, layers=tuple(
+        dataclasses.replace(p, m_spram=1) for p in params.layers))
+    got = fpga.cycles_per_inference(slow, build)[0]
+    assert got == pytest.approx(np.mean(image_cycles(serialize.load(build), slow.layers, x)))
+    assert got > cyc
     (hw / "sim_report.json").write_text(json.dumps({"cycles_per_inference_mean": 321.5,
                                                     "images": 7}))
     assert fpga.cycles_per_inference(params, build) == (
@@ -527,7 +533,7 @@ def test_report_cycles_are_the_estimate_of_the_design_built(tmp_path, capsys) ->
 
 # -- conv designs: the lower bounds of qsnn.hw.fpga.needs ---------------------------------
 def conv_design(lanes: list[int], pool: str = "fused", runtime: tuple[int, ...] = (),
-                out_channels: int = 16) -> Design:
+                out_channels: int = 16, membranes: str | list[str] = "bram") -> Design:
     """The seed network's geometry (1x28x28 -> 16C5 -> pool 2 -> 64C5 -> pool 2 -> fc10);
     ``out_channels`` widens the direct-input layer."""
     from test_hw_conv import seed_like
@@ -539,7 +545,7 @@ def conv_design(lanes: list[int], pool: str = "fused", runtime: tuple[int, ...] 
         c0 = Conv2d("conv0", 1, out_channels, 5, 0, 4, np.zeros((out_channels, 1, 5, 5),
                                                                  np.int8))
         graph = dataclasses.replace(graph, nodes=(c0,) + graph.nodes[1:])
-    layers = tuple(layer_params(graph, lanes, runtime, pool=pool))
+    layers = tuple(layer_params(graph, lanes, runtime, pool=pool, membranes=membranes))
     return Design(Path("/nonexistent"), "seed", "0" * 64, max(lanes), 25, "direct", 255, 0,
                   10, 16, 784, layers, runtime, 0, ())
 
@@ -559,13 +565,34 @@ def test_ice40_block_counts_match_the_measured_conv_layers() -> None:
 
 def test_seed_conv_membranes_do_not_fit_the_up5k() -> None:
     """The seed's membranes need more EBR than the UP5K has at any lanes: one line naming
-    block RAM, the need and the option (a larger board), before synthesis."""
-    for lanes, need in (([16, 64, 10], 146), ([1, 4, 1], 34)):   # MB 20 (seed_like)
+    block RAM, the need and the option: layer 0's membranes in SPRAM at P = 1, 4, 1 (3
+    SPRAMs for its 2,304 words of 2 x 20 bits, beside layer 1's run-time weights in the
+    fourth), a larger board at P = 16, 64, 10 (layer 0 would need 40 SPRAMs)."""
+    for lanes, need, hint in (
+            ([16, 64, 10], 146, "larger board (orangecrab, ulx3s)"),
+            ([1, 4, 1], 34, "generate with qsnn hw --membranes spram,bram,bram (layer(s) 0 "
+                            "keep V and C in SPRAM, 2 cycles per chunk)")):
         msg = fpga.precheck_fit(fpga.BOARDS["icebreaker"], conv_design(lanes, "map", (1,)))
         assert msg.startswith("design does not fit iCE40UP5K-SG48 (icebreaker): block RAM: "
                               f"the membranes (V, and C of the direct-input layer) need at "
                               f"least {need} EBR"), msg
-        assert "larger board (orangecrab, ulx3s)" in msg and "\n" not in msg
+        assert msg.endswith(hint) and "\n" not in msg
+
+
+def test_spram_membranes_count_against_the_spram_not_the_ebr() -> None:
+    """--membranes spram: layer 0's V and C take 3 SPRAMs and no EBR; the seed at P = 1,
+    4, 1 (address map, run-time layer-1 weights) then passes the fit check, and the
+    fourth SPRAM is full: run-time layer-2 weights too are one SPRAM past the device."""
+    up5k = fpga.BOARDS["icebreaker"]
+    d = conv_design([1, 4, 1], "map", (1,), membranes=["spram", "bram", "bram"])
+    n = fpga.needs.needs(up5k, d)
+    assert (d.layers[0].spram_word_bits, n.spram_blocks) == (40, 3 + 1)
+    assert fpga.needs.layer_membrane_blocks(d.layers[0]) == 0
+    assert fpga.precheck_fit(up5k, d) is None
+    msg = fpga.precheck_fit(up5k, conv_design([1, 4, 1], "map", (1, 2),
+                                              membranes=["spram", "bram", "bram"]))
+    assert msg.startswith("design does not fit iCE40UP5K-SG48 (icebreaker): SPRAM: the "
+                          "run-time weights and SPRAM membranes need 5 SPRAMs"), msg
 
 
 def test_seed_conv_fits_the_ecp5_25f_and_multipliers_are_checked() -> None:

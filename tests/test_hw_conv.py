@@ -187,6 +187,62 @@ def test_scan_and_buf_by_hand() -> None:
     assert cycles.buf(start, spikes, None).tolist() == [5, 6]
 
 
+def test_scan_and_buf_with_an_spram_consumer() -> None:
+    """An SPRAM consumer refuses an event the cycle after it became free (free + 1)."""
+    start = np.zeros(1, np.int64)
+    # events at items 0 and 3 (cost 2): accepted at 3 (read 2), free at 5; item 3 read
+    # at 5 would be accepted at 6 = free + 1: SPRAM waits to 7
+    ev = np.array([[True, False, False, True]])
+    assert cycles.scan(start, ev, np.full(4, 2)).tolist() == [6 + 2 + 4 + 1]
+    assert cycles.scan(start, ev, np.full(4, 2), spram=True).tolist() == [7 + 2 + 4 + 1]
+    # a spike in chunk 0 accepted at 2 (free at 4), chunk 2's at walk 4 = free: chained
+    spikes = np.array([[1, 0, 1]])
+    assert cycles.buf(start, spikes, np.full(3, 2), spram=True).tolist() == [4 + 2 + 4 + 1]
+    spikes = np.array([[1, 0, 0, 1]])   # chunk 3's spike at walk 5 = free + 1: waits
+    assert cycles.buf(start, spikes, np.full(4, 2)).tolist() == [5 + 2 + 4 + 1]
+    assert cycles.buf(start, spikes, np.full(4, 2), spram=True).tolist() == [6 + 2 + 4 + 1]
+
+
+def test_spram_membranes_in_the_design_and_the_model(conv_build, tmp_path) -> None:
+    """--membranes: M_SPRAM and qsnn_mem_spram only where asked, m_spram in params.json
+    only when 1 (designs without it unchanged), every pass and event of that layer 2
+    cycles per chunk in the model."""
+    plain = generate(conv_build, tmp_path / "a", lanes=4)
+    assert all("m_spram" not in p for p in plain["layers"])
+    assert "qsnn_mem_spram.v" not in plain["rtl"] and not (tmp_path / "a/qsnn_mem_spram.v").exists()
+    assert "M_SPRAM" not in (tmp_path / "a/qsnn_top.v").read_text()
+    params = generate(conv_build, tmp_path / "b", lanes=4, membranes=["spram", "bram", "bram"])
+    assert [p.get("m_spram", 0) for p in params["layers"]] == [1, 0, 0]
+    assert "qsnn_mem_spram.v" in params["rtl"] and (tmp_path / "b/qsnn_mem_spram.v").is_file()
+    assert (tmp_path / "b/qsnn_top.v").read_text().count(".M_SPRAM(1)") == 1
+    assert Design.load(tmp_path / "b").to_params() == params
+    graph = serialize.load(conv_build)
+    x = torch.from_numpy(np.load(conv_build / "golden/vectors.npz")["inputs"])
+    base = cycles.model(graph, layer_params(graph, 4), x)[0]
+    sp = layer_params(graph, 4, membranes=["spram", "bram", "bram"])
+    slow = cycles.model(graph, sp, x)[0]
+    k0 = sp[0].chunks
+    # clear, loadv and T update passes each k0 longer, and every MAC chunk one more cycle
+    assert (slow >= base + (graph.time_steps + 2) * k0).all()
+    with pytest.raises(QsnnError, match=r"--membranes sram: choose from bram, spram"):
+        layer_params(graph, 4, membranes="sram")
+    with pytest.raises(QsnnError, match=r"--membranes spram,bram: give one value or 3"):
+        layer_params(graph, 4, membranes=["spram", "bram"])
+
+
+def test_spram_depth_limit_names_the_node() -> None:
+    """32 channels on a 28 x 28 map, one lane: 25,088 words, past one SPRAM's 16,384."""
+    kw = dict(theta=np.int32(1), membrane_bits=12)
+    graph = network(layers=[Conv(weight=np.zeros((32, 1, 1, 1), np.int8), **kw),
+                            Fc(weight=np.zeros((3, 32 * 28 * 28), np.int8), **kw)],
+                    shape=(1, 28, 28))
+    with pytest.raises(QsnnError, match=r"IR node '.*': 25088 membrane words exceed the "
+                                        r"SPRAM depth of 16384 \(--membranes spram\); use "
+                                        r"more lanes"):
+        layer_params(graph, 1, membranes="spram")
+    assert layer_params(graph, 2, membranes="spram")[0].chunks == 12544
+
+
 def test_model_and_bound(conv_build) -> None:
     graph = serialize.load(conv_build)
     x = torch.from_numpy(np.load(conv_build / "golden/vectors.npz")["inputs"])

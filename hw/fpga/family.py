@@ -32,6 +32,8 @@ class Family:
     logic_key: ClassVar[str] = ""            # nextpnr cell type of a logic cell
     bram_key: ClassVar[str] = ""
     dsp_key: ClassVar[str] = ""
+    #: Verilog macros the family's synthesis defines (``read_verilog -D``)
+    defines: ClassVar[tuple[str, ...]] = ()
 
     def synth_command(self) -> str:
         """The Yosys synthesis command (before ``-top``)."""

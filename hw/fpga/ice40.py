@@ -27,6 +27,8 @@ class ICE40(Family):
                  "ICESTORM_SPRAM": "SPRAM", "ICESTORM_DSP": "DSP", "SB_IO": "I/O",
                  "SB_GB": "global buffers", "ICESTORM_PLL": "PLL"}
     logic_key, bram_key, dsp_key = "ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP"
+    #: qsnn_mem_spram becomes SB_SPRAM256KA (membranes in SPRAM, --membranes spram)
+    defines = ("QSNN_SB_SPRAM",)
 
     def synth_command(self) -> str:
         # no DSP mapping (the UP5K's 8 DSPs are fewer than the lanes' multipliers);

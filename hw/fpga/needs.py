@@ -16,7 +16,9 @@ groups, K = HO·WO·G chunks, membrane bits MB, weight lane bits WB:
   instead live in logic: a RAM costs a logic cell (flip-flop) per bit, a ROM a LUT4 per 16
   bits; the bound gives the logic left after the lanes to the memories that save the most
   blocks per logic cell (fractionally: a lower bound of the knapsack). Run-time weights
-  are counted against the 4 SPRAMs (16k × 16 each).
+  are counted against the 4 SPRAMs (16k × 16 each), and so are the membranes of a layer
+  generated with ``--membranes spram`` (K words of ``spram_word_bits``: V, and C, each
+  padded to nibbles), which take no EBR.
 - Lanes' logic: at least ``LANE_LUTS[family]`` LUT4 per lane and membrane bit (the lanes'
   accumulate, leak and saturation adders; measured ~11 on the iCE40 and ~5.6 on the ECP5
   per lane and bit on the seed's layer 1, ``bench/layer_resources.py``).
@@ -61,21 +63,30 @@ class Needs:
 
     membrane_blocks: int    # iCE40 EBR for V and C
     memory_blocks: int      # iCE40 EBR for V, C and the ROM weights
-    spram_blocks: int       # SPRAM for the run-time weights
+    spram_blocks: int       # SPRAM for the run-time weights and SPRAM membranes
     lane_luts: int          # LUT4 for the lanes
     dsps: int               # ECP5 MULT18X18D for direct-input lanes
 
 
 def layer_membrane_blocks(p: LayerParams) -> int:
-    """iCE40 EBR for layer ``p``'s V (and C) memory, if in block RAM."""
+    """iCE40 EBR for layer ``p``'s V (and C) memory, if in block RAM (0 in SPRAM)."""
+    if p.m_spram:
+        return 0
     return ice40_blocks(*membrane_words(p)) * (2 if p.c_ram else 1)
+
+
+def layer_spram_blocks(p: LayerParams) -> int:
+    """SB_SPRAM256KA for layer ``p``'s run-time weights and SPRAM membranes."""
+    return ((spram_blocks(p.w_words, p.lanes * p.wb) if p.w_runtime else 0)
+            + (spram_blocks(p.chunks, p.spram_word_bits) if p.m_spram else 0))
 
 
 def memories(p: LayerParams, weights: bool) -> list[tuple[int, float]]:
     """(EBR blocks, logic cells if in logic instead) of layer ``p``'s V, C and (with
     ``weights``, unless run-time) ROM weights."""
     words, bits = membrane_words(p)
-    out = [(ice40_blocks(words, bits), float(words * bits))] * (2 if p.c_ram else 1)
+    out = [] if p.m_spram else [(ice40_blocks(words, bits), float(words * bits))] * (
+        2 if p.c_ram else 1)
     if weights and not p.w_runtime:
         out.append((ice40_blocks(p.w_words, p.lanes * p.wb), p.w_bits / 16))
     return out
@@ -107,8 +118,7 @@ def needs(board: Board, design: Design) -> Needs:
             else 0
     return Needs(
         membrane_blocks=ebr(False), memory_blocks=ebr(True),
-        spram_blocks=sum(spram_blocks(p.w_words, p.lanes * p.wb) for p in layers
-                         if p.w_runtime) if ice else 0,
+        spram_blocks=sum(layer_spram_blocks(p) for p in layers) if ice else 0,
         lane_luts=lane_luts,
         dsps=sum(p.lanes for p in layers if p.vb > 1) if board.family == "ecp5" else 0)
 

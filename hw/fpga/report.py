@@ -91,7 +91,7 @@ def cycles_per_inference(design: Design, build_dir: str | Path | None,
     design.check_fresh(build_dir)
     graph = serialize.load(build_dir)
     x = torch.from_numpy(serialize.load_vectors(build_dir, graph)["inputs"][:images])
-    cyc = image_cycles(graph, design.layers, x)
+    cyc = image_cycles(graph, design.layers, x)   # its lanes, pooling and membranes
     return float(np.mean(cyc)), f"cycle model ({len(cyc)} golden inputs)"
 
 

@@ -16,8 +16,9 @@
 //   next Ye:       row chunk + WO*G (DIV = 1, or Ye crosses a pool window) else the row's
 //                  first chunk again; row waddr - SE*KE*G
 // A linear pass (update, clear, loadv) runs chunk = 0 .. HO*WO*G-1 with g = chunk mod G.
-// `adv` issues the next chunk; with neither `load` nor `adv` the generator returns to the
-// start of a linear pass (chunk 0, g 0). `last`: the current chunk is the event's (or the
+// `adv` issues the next chunk; with neither `load` nor `adv` nor `hold` the generator
+// returns to the start of a linear pass (chunk 0, g 0); `hold` keeps everything (the
+// first of a chunk's two cycles in a qsnn_layer with M_SPRAM = 1). `last`: the current chunk is the event's (or the
 // pass's) last one. SE and DIV are powers of two (checked by qsnn_layer).
 `default_nettype none
 module qsnn_conv_addr #(
@@ -39,6 +40,7 @@ module qsnn_conv_addr #(
     input  wire rst,
     input  wire load,
     input  wire adv,
+    input  wire hold,
     input  wire [EW-1:0] ev_index,
     output reg  [MAW-1:0] chunk,
     output reg  [GW-1:0] g,
@@ -150,7 +152,7 @@ module qsnn_conv_addr #(
             chunk <= next_row_chunk;
             row_waddr <= next_row_waddr;
             waddr <= next_row_waddr;
-        end else begin
+        end else if (!hold) begin
             ev_mode <= 1'b0;
             chunk <= {MAW{1'b0}};
             g <= {GW{1'b0}};

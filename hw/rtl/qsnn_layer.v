@@ -47,6 +47,13 @@
 // in flight.
 // Stored values saturate to MB bits (never reached for an IR whose widths came from
 // qsnn.export.widths).
+// M_SPRAM = 1: V (and C) in one single-port qsnn_mem_spram (iCE40 SB_SPRAM256KA), word
+// {C, V} with each field padded to FW = 4*ceil(P*MB/4) bits (nibble write masks); every
+// chunk takes 2 cycles in stage 0 (the second issues it), every pass and event reads its
+// word in stage 1 and writes in stage 4 (update, accumulate) or 2 (clear, loadv): reads
+// and writes never meet. An event is not accepted from idle the cycle after a chunk
+// issued (its first read would meet that chunk's write); the chunk two cycles back is
+// forwarded (sel_fwd) as for K = 2.
 `default_nettype none
 module qsnn_layer #(
     parameter integer N_IN = 64,
@@ -67,6 +74,7 @@ module qsnn_layer #(
     parameter integer KP = 1,
     parameter integer FUSED = 1,
     parameter integer C_RAM = 1,
+    parameter integer M_SPRAM = 0,
     parameter W_FILE = "w.mem",
     parameter TH_FILE = "theta.mem",
     parameter B_FILE = "bias.mem"
@@ -170,6 +178,10 @@ module qsnn_layer #(
             // FUSED and C_RAM must be 0 or 1
             ERROR_qsnn_layer_FUSED_and_C_RAM_must_be_0_or_1 u_error ();
         end
+        if (M_SPRAM < 0 || M_SPRAM > 1) begin : g_bad_mspram
+            // M_SPRAM must be 0 or 1
+            ERROR_qsnn_layer_M_SPRAM_must_be_0_or_1 u_error ();
+        end
     endgenerate
 
     // ---- memories ------------------------------------------------------------------
@@ -181,7 +193,11 @@ module qsnn_layer #(
             initial $readmemh(W_FILE, wmem);
             always @(posedge clk) w_rd <= wmem[w_ra];
         end else begin : g_wram
-            // single port (iCE40 SPRAM-friendly): the load port owns it while it writes
+            // single port (iCE40 SPRAM-friendly): the load port owns it while it writes;
+            // the iCE40 synthesis puts it in SPRAM (Yosys would pick EBR for small ones)
+`ifdef QSNN_SB_SPRAM
+            (* ram_style = "huge" *)
+`endif
             reg [P*WB-1:0] wmem [0:WD-1];
             wire [WAW-1:0] w_a = wl_we ? wl_addr : w_ra;
             always @(posedge clk) begin
@@ -193,16 +209,23 @@ module qsnn_layer #(
 
     reg [P*MB-1:0] thmem [0:G-1];
     reg [P*MB-1:0] bmem [0:G-1];
-    reg [P*MB-1:0] vmem [0:K-1];
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [P*MB-1:0] vmem [0:K-1];   // M_SPRAM = 0 only (else qsnn_mem_spram u_vmem)
+    reg [P*MB-1:0] cmem [0:K-1];   // C_RAM = 1, M_SPRAM = 0 only
+    /* verilator lint_on UNUSEDSIGNAL */
     initial begin
         $readmemh(TH_FILE, thmem);
         $readmemh(B_FILE, bmem);
     end
 
-    reg  [P*MB-1:0] th_rd, b_rd, c_rd, v_rd;
+    reg  [P*MB-1:0] th_rd, b_rd;
+    wire [P*MB-1:0] c_rd, v_rd;
     reg             c_we, v_we;
     reg  [KW-1:0]   wa;          // chunk write address
-    reg  [P*MB-1:0] c_wd, v_wd;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [P*MB-1:0] c_wd;        // unused with M_SPRAM = 1 and C_RAM = 0
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg  [P*MB-1:0] v_wd;
 
     // ---- control (stage 0) ---------------------------------------------------------
     reg [2:0]    state;
@@ -212,6 +235,8 @@ module qsnn_layer #(
     /* verilator lint_on UNUSEDSIGNAL */
     reg [VB-1:0] ev_v;
     reg          ev_c;
+    reg          ph;            // M_SPRAM: the chunk's second stage-0 cycle (it issues)
+    wire         step = (M_SPRAM == 0) || ph;
     wire [KW-1:0] issue;        // chunk issued this cycle
     wire         last;          // ... is the pass's or the event's last one
     wire [GW-1:0] grp;          // conv: its channel group
@@ -228,8 +253,9 @@ module qsnn_layer #(
     // an update/clear/loadv write still in flight (accumulates are forwarded instead)
     wire draining = (p1_valid && p1_kind != S_PROC) || (p2_valid && p2_kind != S_PROC)
                     || (p3_valid && p3_kind != S_PROC) || (p4_valid && p4_kind != S_PROC);
-    assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update && !draining)
-                      || (state == S_PROC && last);
+    assign ev_ready = (state == S_IDLE && !cmd_clear && !cmd_loadv && !cmd_update && !draining
+                       && !(M_SPRAM != 0 && p1_valid))
+                      || (state == S_PROC && last && step);
     assign busy = (state != S_IDLE) || p1_valid || p2_valid || p3_valid || p4_valid;
 
     generate
@@ -246,7 +272,8 @@ module qsnn_layer #(
                 .H(H_IN), .W(W_IN), .PAD(PAD), .KE(KE), .SE(SE), .DIV(DIV),
                 .HO(HO), .WO(WO), .G(G), .EW(EW), .MAW(KW), .WAW(WAW), .GW(GW)
             ) u_addr (
-                .clk(clk), .rst(rst), .load(accept), .adv(state != S_IDLE && !last),
+                .clk(clk), .rst(rst), .load(accept), .adv(state != S_IDLE && !last && step),
+                .hold(!step),
                 .ev_index(ev_index), .chunk(issue), .g(grp), .waddr(w_ra), .last(last)
             );
         end
@@ -265,8 +292,10 @@ module qsnn_layer #(
             p4_valid <= 1'b0;
             ev_v <= {VB{1'b0}};
             ev_c <= 1'b0;
+            ph <= 1'b0;
         end else begin
-            p1_valid <= (state != S_IDLE);
+            ph <= (M_SPRAM != 0) && (state != S_IDLE) && !ph;
+            p1_valid <= (state != S_IDLE) && step;
             p2_valid <= p1_valid;
             p3_valid <= p2_valid;
             p4_valid <= p3_valid;
@@ -281,6 +310,8 @@ module qsnn_layer #(
                 else if (cmd_clear) state <= S_CLEAR;
                 else if (cmd_loadv) state <= S_LOADV;
                 else if (cmd_update) state <= S_UPDATE;
+            end else if (!step) begin
+                // M_SPRAM: the chunk's first cycle
             end else if (last) begin
                 chunk <= {KW{1'b0}};
                 if (!(state == S_PROC && accept)) state <= S_IDLE;
@@ -335,15 +366,62 @@ module qsnn_layer #(
     wire [GW-1:0] gra = (CONV != 0) ? p1_g : ra;
     /* verilator lint_on WIDTH */
     // C RAM (C_RAM = 0: never written nor used, synthesis removes it; C = the bias word)
-    reg  [P*MB-1:0] cmem [0:K-1];
     always @(posedge clk) begin
         th_rd <= thmem[gra];
         b_rd  <= bmem[gra];
-        c_rd  <= cmem[ra];
-        v_rd  <= vmem[ra];
-        if (c_we && C_RAM != 0) cmem[wa] <= c_wd;
-        if (v_we) vmem[wa] <= v_wd;
     end
+    wire [P*MB-1:0] acc_c, acc_v;   // the C/V words of the chunk in stage 3
+    generate
+        if (M_SPRAM == 0) begin : g_vdual
+            reg [P*MB-1:0] c_q, v_q;
+            always @(posedge clk) begin
+                c_q <= cmem[ra];
+                v_q <= vmem[ra];
+                if (c_we && C_RAM != 0) cmem[wa] <= c_wd;
+                if (v_we) vmem[wa] <= v_wd;
+            end
+            assign c_rd = c_q;
+            assign v_rd = v_q;
+            assign acc_c = c_q;
+            assign acc_v = v_q;
+        end else begin : g_vspram
+            // one word {C, V}: read in stage 1 (p1_chunk), written in stage 4 or 2
+            localparam integer FW = 4 * ((P * MB + 3) / 4);
+            localparam integer MW = (C_RAM != 0) ? 2 * FW : FW;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [MW-1:0] rdata;     // the padding bits are never read
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [MW-1:0] wdata;
+            wire [MW/4-1:0] wmask;
+            reg  [P*MB-1:0] c_q, v_q;   // stage 3: the word read two cycles back
+            assign v_rd = rdata[P*MB-1:0];
+            assign wdata[P*MB-1:0] = v_wd;
+            assign wmask[FW/4-1:0] = {(FW / 4){v_we}};
+            if (FW > P * MB) begin : g_vpad
+                assign wdata[FW-1:P*MB] = {(FW - P * MB){1'b0}};
+            end
+            if (C_RAM != 0) begin : g_c
+                assign c_rd = rdata[FW +: P*MB];
+                assign wdata[FW +: P*MB] = c_wd;
+                assign wmask[MW/4-1:FW/4] = {(FW / 4){c_we}};
+                if (FW > P * MB) begin : g_cpad
+                    assign wdata[MW-1:FW+P*MB] = {(FW - P * MB){1'b0}};
+                end
+            end else begin : g_noc
+                assign c_rd = {(P * MB){1'b0}};
+            end
+            always @(posedge clk) begin
+                c_q <= c_rd;
+                v_q <= v_rd;
+            end
+            assign acc_c = c_q;
+            assign acc_v = v_q;
+            qsnn_mem_spram #(.DEPTH(K), .WIDTH(MW)) u_vmem (
+                .clk(clk), .we(c_we || v_we), .addr(c_we || v_we ? wa : p1_chunk),
+                .wmask(wmask), .wdata(wdata), .rdata(rdata)
+            );
+        end
+    endgenerate
     wire [P*MB-1:0] c_cur = (C_RAM != 0) ? c_rd : b_rd;
 
     // forwarding selects for the stage-3 accumulate, registered one cycle ahead:
@@ -369,7 +447,7 @@ module qsnn_layer #(
     end
 
     // ---- stage 3: accumulate sum; stage 4: saturate; stages 2-4: lanes -----------------
-    wire [P*MB-1:0] acc_ram = p3_c ? c_cur : v_rd;
+    wire [P*MB-1:0] acc_ram = p3_c ? ((M_SPRAM != 0) ? acc_c : c_cur) : acc_v;
     wire [P*MB-1:0] acc_in = sel_s4 ? acc_wd : (sel_fwd ? fwd_data : acc_ram);
     reg  [P*AB-1:0] sum4;
     wire [P*MB-1:0] upd_v;

@@ -15,9 +15,12 @@ bias + pooled conv of p after the MAC, and the update's spike reports golden s[t
 
 Timing: an event is accepted at max(request, previous accept + nY·nX·G of the previous
 event) (``convmap.event_cycles``), ``busy`` falls ACC_DRAIN cycles after the last event's
-last chunk, passes take HO·WO·G + drain cycles. The driver wakes on ``ev_ready`` edges
-only (a few Python resumptions per event, none per chunk); the update pass's spike
-reports are sampled per cycle.
+last chunk, passes take HO·WO·G + drain cycles. With ``M_SPRAM = 1`` (membranes in one
+single-port ``qsnn_mem_spram``, word {C, V}) every chunk takes 2 cycles (event cost
+2·nY·nX·G, passes 2·HO·WO·G + drain, spike reports every other cycle) and an event that
+arrives the cycle after the previous event's last chunk issued waits one more cycle.
+The driver wakes on ``ev_ready`` edges only (a few Python resumptions per event, none
+per chunk); the update pass's spike reports are sampled per cycle.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ class ConvLayer:
         self.g = g = geometry(hp)
         self.mb, self.vb = int(hp["MB"]), int(hp["VB"])
         self.c_ram = bool(int(hp.get("C_RAM", 1)))
+        self.ms = bool(int(hp.get("M_SPRAM", 0)))
+        self.per_chunk = 2 if self.ms else 1   # stage-0 cycles per chunk
+        self.field = 4 * -(-g.lanes * self.mb // 4)   # M_SPRAM: bits per {C, V} field
         self.hi, self.lo = (1 << (self.mb - 1)) - 1, -(1 << (self.mb - 1))
         self.yw = (g.h - 1).bit_length() if g.h > 1 else 0
         self.xw = (g.w - 1).bit_length() if g.w > 1 else 0
@@ -124,11 +130,15 @@ class ConvLayer:
 
     def read_map(self, name: str) -> np.ndarray:
         """V or C memory as neurons [CO, HO, WO] (padded lanes checked to be idle)."""
-        h = getattr(self.dut, name)
+        if self.ms:   # one word {C, V} per chunk in the qsnn_mem_spram
+            h = self.dut.g_vspram.u_vmem.mem
+            shift = self.field if name == "cmem" else 0
+        else:
+            h, shift = getattr(self.dut, name), 0
         mask = (1 << self.mb) - 1
         lanes = []
         for c in range(self.g.words):
-            word = int(h[c].value)
+            word = int(h[c].value) >> shift
             for lane in range(self.g.lanes):
                 x = (word >> (lane * self.mb)) & mask
                 lanes.append(x - ((x >> (self.mb - 1)) << self.mb))
@@ -166,12 +176,14 @@ class ConvLayer:
             if int(dut.spk_valid.value):
                 recs.append((now(), int(dut.spk_chunk.value), int(dut.spk_mask.value)))
             await FallingEdge(dut.clk)
-            assert now() - t0 <= self.g.words + 16, f"cmd_{name}: busy does not fall"
+            assert now() - t0 <= self.per_chunk * self.g.words + 16, (
+                f"cmd_{name}: busy does not fall")
         if int(dut.spk_valid.value):  # the last report comes with busy low
             recs.append((now(), int(dut.spk_chunk.value), int(dut.spk_mask.value)))
         busy = now() - t0  # falling edges with busy high
-        assert busy == self.g.words + drain, (
-            f"cmd_{name}: busy for {busy} cycles, want {self.g.words + drain}")
+        want = self.per_chunk * self.g.words + drain
+        assert busy == want, f"cmd_{name}: busy for {busy} cycles, want {want}"
+
         return recs
 
     async def send(self, events: list[tuple[int, int, int, int, int]], gaps: list[int],
@@ -198,14 +210,17 @@ class ConvLayer:
             await RisingEdge(dut.clk)
             accept = now()
             want = request if prev_accept is None else max(request, prev_accept + prev_cost)
+            if self.ms and prev_accept is not None and want == prev_accept + prev_cost + 1:
+                want += 1   # its first read would meet the last chunk's write
             assert accept == want, (f"{where}: event {(c, y, x, v, to_c)} (gap {gap}) "
                                     f"accepted {accept - want:+d} cycles from the model "
                                     f"(previous accept {prev_accept}, cost {prev_cost}, "
                                     f"request {request})")
             await FallingEdge(dut.clk)
-            prev_accept, prev_cost = accept, convmap.event_cycles(self.g, y, x)
+            prev_accept = accept
+            prev_cost = self.per_chunk * convmap.event_cycles(self.g, y, x)
             self.stats["events"] += 1
-            self.stats["chunks"] += prev_cost
+            self.stats["chunks"] += convmap.event_cycles(self.g, y, x)
         dut.ev_valid.value = 0
         if prev_accept is not None:
             await self.wait_busy_falls(prev_accept + prev_cost + ACC_DRAIN, f"{where}: events")
@@ -214,9 +229,11 @@ class ConvLayer:
         """Chunk pairs the RTL must forward (same word, same to_c, issued ≤ 2 cycles
         apart), from the engine's issue stream (convmap.event_chunks)."""
         stream: list = []
+        pad = [None] * (self.per_chunk - 1)  # M_SPRAM: a bubble after every chunk
         for (c, y, x, _v, to_c), gap in zip(events, gaps, strict=True):
             stream += [None] * (3 if gap else 0)  # a gap: no forwarding across it
-            stream += [(ch, to_c) for ch, _ in convmap.event_chunks(self.g, c, y, x)]
+            stream += [e for ch, _ in convmap.event_chunks(self.g, c, y, x)
+                       for e in [(ch, to_c), *pad]]
         for i, s in enumerate(stream):
             if s is not None and (s in stream[max(0, i - 2):i]):
                 self.stats["fwd_pairs"] += 1
@@ -227,8 +244,9 @@ class ConvLayer:
         chunks = [c for _, c, _ in recs]
         assert chunks == list(range(self.g.words)), f"{where}: spk_chunk sequence {chunks}"
         cycles = [cy for cy, _, _ in recs]
-        assert cycles == list(range(cycles[0], cycles[0] + self.g.words)), (
-            f"{where}: spike reports not on consecutive cycles")
+        k = self.per_chunk
+        assert cycles == list(range(cycles[0], cycles[0] + k * self.g.words, k)), (
+            f"{where}: spike reports not {k} cycles apart")
         lanes = np.zeros(self.g.words * self.g.lanes, np.int64)
         for _, c, m in recs:
             for lane in range(self.g.lanes):
@@ -390,7 +408,8 @@ async def images_vs_golden(dut):
         assert lay.stats["sat_hi"] and lay.stats["sat_lo"], f"no saturation: {lay.stats}"
     g = lay.g
     shortest = min(convmap.event_cycles(g, y, x) for y in range(g.h) for x in range(g.w))
-    if shortest <= 2 or (g.div > 1 and g.groups <= 2):  # a chunk can repeat within 2 cycles
+    lim = 1 if lay.ms else 2   # chunks a chunk can repeat after within 2 cycles
+    if shortest <= lim or (g.div > 1 and g.groups <= lim):
         assert lay.stats["fwd_pairs"], f"forwarding not exercised: {lay.stats}"
 
 
