@@ -199,6 +199,13 @@ def save_ir(graph: Graph, folder: Path, *, inputs: torch.Tensor | None = None,
     return g
 
 # -- random calibrated networks -----------------------------------------------------------
+def small_ir(folder: Path) -> Path:
+    """:func:`small_mlp` saved in ``folder`` with 5 golden input images: an exported IR
+    for the output-folder and fault tests."""
+    save_ir(small_mlp(), folder, inputs=pixels(images=5, shape=(1, 3, 4)))
+    return folder
+
+
 def _random_layers(spec: Sequence[tuple], shape: tuple[int, ...], rng: np.random.Generator,
                    wb: int) -> list[Fc]:
     """Layer specs of ``spec`` (``("fc", N)`` / ``("conv", CO, K, pad, Kp)``) on ``shape``:

@@ -106,13 +106,8 @@ def test_killed_hw_leaves_the_old_or_the_new_design(qsnn_proc, tmp_path) -> None
     for i in range(240):
         (sim / f"d{i % 8}").mkdir(parents=True, exist_ok=True)
         (sim / f"d{i % 8}" / f"f{i}.o").write_bytes(os.urandom(64))
-    pristine = tmp_path / "pristine"
-    shutil.copytree(out, pristine)
+    restore = restorer(out, tmp_path / "pristine")
     old = tree(out)
-
-    def restore() -> None:
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(pristine, out)
 
     def check() -> str:
         from qsnn.hw.design import Design
@@ -130,20 +125,19 @@ def test_killed_hw_leaves_the_old_or_the_new_design(qsnn_proc, tmp_path) -> None
 
 
 def _make_ir(tmp_path: Path) -> Path:
-    import numpy as np
-    import torch
+    from qsnn.testing import small_ir
 
-    from qsnn.export import serialize
-    from qsnn.export.runner import assign_widths
-    from qsnn.testing import small_mlp as mlp
+    return small_ir(tmp_path / "build")
 
-    g = mlp()
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
-    serialize.save(g, tmp_path / "build")
-    x = torch.randint(0, 17, (5, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    (tmp_path / "build/golden").mkdir()
-    np.savez(tmp_path / "build/golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
-    return tmp_path / "build"
+
+def restorer(folder: Path, pristine: Path) -> Callable[[], None]:
+    """Copy ``folder`` to ``pristine`` now; the returned function puts that copy back."""
+    shutil.copytree(folder, pristine)
+
+    def restore() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(pristine, folder)
+    return restore
 
 
 def _train_argv(out: Path, seed: int, *extra: str) -> list[str]:
@@ -185,13 +179,8 @@ def test_killed_train_force_leaves_the_old_or_the_new_run(qsnn_proc, tmp_path) -
 
     run = tmp_path / "runs/x"
     assert qsnn_proc(_train_argv(run, 1)) == 0
-    pristine = tmp_path / "pristine"
-    shutil.copytree(run, pristine)
+    restore = restorer(run, tmp_path / "pristine")
     old = tree(run)
-
-    def restore() -> None:
-        shutil.rmtree(run, ignore_errors=True)
-        shutil.copytree(pristine, run)
 
     def check() -> str:
         outdir.recover(run)

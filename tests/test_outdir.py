@@ -11,15 +11,13 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from qsnn_testutil import ROOT, TINY
 
 from qsnn import outdir
 from qsnn.cli import main
 from qsnn.errors import QsnnError
-from qsnn.export import serialize
+from qsnn.testing import small_ir
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -55,16 +53,7 @@ def error_line(capsys) -> str:
 @pytest.fixture
 def ir(tmp_path) -> Path:
     """A small exported IR (12 -> 10 -> 3) with golden inputs."""
-    from qsnn.export.runner import assign_widths
-    from qsnn.testing import small_mlp as mlp
-
-    g = mlp()
-    g = assign_widths(g.input, list(g.nodes), "t", 6, None, g.metadata)
-    serialize.save(g, tmp_path / "build")
-    x = torch.randint(0, 17, (5, 1, 3, 4), generator=torch.Generator().manual_seed(0))
-    (tmp_path / "build/golden").mkdir()
-    np.savez(tmp_path / "build/golden/vectors.npz", inputs=x.numpy().astype(np.uint8))
-    return tmp_path / "build"
+    return small_ir(tmp_path / "build")
 
 
 # -- the cases of the issue ---------------------------------------------------------------
