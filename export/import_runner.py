@@ -9,7 +9,7 @@
    prediction agreement, exact-count agreement, both accuracies;
 4. write ``model.json``, ``weights.npz``, ``golden/`` and ``import_report.json`` into a
    staging folder that replaces ``out`` only when everything succeeded
-   (:func:`write_output`; ``out`` is replaced only if it is a qsnn output folder).
+   (:func:`write_output`: the output-folder rules of :mod:`qsnn.outdir`).
 
 Settings not in the file: time steps (``--time-steps``, else the file's ``time_steps``
 metadata), time step ``dt`` (``--dt``, else metadata ``dt``, else 1e-4 s as snnTorch),
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qsnn import atomic
+from qsnn import atomic, outdir
 from qsnn.errors import QsnnError
 from qsnn.export import golden, nir_interp, serialize
 from qsnn.export.ir import LIF, Encoding, Graph, InputEncoder, Readout
@@ -123,23 +122,14 @@ def compare(chain: list, graph: Graph, x: torch.Tensor, y: torch.Tensor, nir_sha
             "integer_accuracy": float((res.predictions == y).float().mean())}
 
 
-def write_output(out: Path, graph: Graph, vectors: dict[str, np.ndarray],
+def write_output(out: Path, source: str | Path, graph: Graph, vectors: dict[str, np.ndarray],
                  report: dict[str, Any]) -> None:
-    """Stage every file, then swap the staging folder in for ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and any(out.iterdir()) and not (out / "model.json").is_file():
-        raise QsnnError(f"{out} exists and is not a qsnn output folder; not replacing it")
-    staging = atomic.make_dir(f".{out.name}.", out.parent)
-    try:
-        serialize.save(graph, staging)
-        write_golden(staging / "golden", vectors)
-        atomic.write_json(staging / REPORT, report)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    """Write the IR folder through :class:`qsnn.outdir.Output` (staged, locked, swapped in
+    whole; ``out`` is replaced only if it is a qsnn IR folder and never the input)."""
+    with outdir.Output(out, "export", inputs=[source]) as stage:
+        serialize.save(graph, stage)
+        write_golden(stage / "golden", vectors)
+        atomic.write_json(stage / REPORT, report)
 
 
 def import_nir(path: str | Path, out: str | Path, *, bits: int = 4,
@@ -152,6 +142,7 @@ def import_nir(path: str | Path, out: str | Path, *, bits: int = 4,
     if not 2 <= bits <= 8:
         raise QsnnError(f"--bits {bits} outside 2..8")
     out = Path(out)
+    outdir.check(out, "export", inputs=[path])     # before any work: never lose a folder
     nir_graph = nir_interp.read(path)
     chain = nir_interp.chain(nir_graph)
     meta = _meta(nir_graph)
@@ -176,7 +167,7 @@ def import_nir(path: str | Path, out: str | Path, *, bits: int = 4,
               "input_scale": in_scale, "dataset": opts["dataset"], "layers": changes,
               "test": compare(chain, graph, data.test.x, data.test.y, nir_shape, opts,
                               in_scale)}
-    write_output(out, graph, golden_vectors(graph, data.test, vectors), report)
+    write_output(out, path, graph, golden_vectors(graph, data.test, vectors), report)
     return report
 
 

@@ -75,7 +75,7 @@ KINDS = {
         "golden.json")),
     "export": Kind("qsnn export", ("model.json", "export_report.json"), (
         "model.json", "weights.npz", "golden", "model.qonnx.onnx", "model.nir",
-        "export_report.json")),
+        "export_report.json", "import_report.json")),      # qsnn import writes an IR too
     "hw": Kind("qsnn hw", ("params.json", "qsnn_top.v"), (
         "qsnn_*.v", "*.mem", "filelist.f", "filelist_uart.f", "qsnn_*.core", "params.json",
         "weights.bin", "sim_build", "sim_run", "sim_report.json", "*.fst", "*.vcd",

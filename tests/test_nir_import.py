@@ -128,6 +128,17 @@ def test_snntorch_network_imports_within_a_point(snn_file: Path, tmp_path: Path)
     assert np.array_equal(golden.run(graph, torch.from_numpy(vec["inputs"])).counts.numpy(),
                           vec["counts"])
     assert (out / "import_report.json").is_file()
+    before = (out / "model.json").read_bytes()
+    import_nir(snn_file, out, calibration="digits", time_steps=STEPS)   # replaces its own
+    assert (out / "model.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imported"]   # no staging left
+
+
+def test_refuses_the_input_s_own_folder(snn_file: Path, capsys) -> None:
+    code = main(["import", str(snn_file), "--out", str(snn_file.parent), "--calibration",
+                 "digits", "--time-steps", "4"])
+    assert code == 2 and "contains the input" in capsys.readouterr().err
+    assert sorted(p.name for p in snn_file.parent.iterdir()) == ["model.nir"]
 
 
 def test_norse_li_readout_imports(tmp_path: Path) -> None:
@@ -270,7 +281,7 @@ def test_refuses_to_replace_a_foreign_folder(snn_file: Path, tmp_path: Path, cap
     (tmp_path / "out/notes.txt").write_text("mine")
     code = main(["import", str(snn_file), "--out", str(tmp_path / "out"), "--calibration",
                  "digits", "--time-steps", "4"])
-    assert code == 2 and "not a qsnn output folder" in capsys.readouterr().err
+    assert code == 2 and "refusing to replace" in capsys.readouterr().err
     assert (tmp_path / "out/notes.txt").read_text() == "mine"
 
 
