@@ -371,6 +371,29 @@ def fm_design(folder: Path, runtime: tuple[int, ...] = (), n_in0: int = 784) -> 
                   runtime, 0, RTL_FILES + (TOP_FILE,))
 
 
+def test_logic_overflow_names_the_lanes_and_the_board_to_try(tmp_path) -> None:
+    """Found on the trained seed network: P = 16, 64, 10 synthesised to 27,453 of the
+    OrangeCrab's 24,288 logic cells (multiplier leak in every lane)."""
+    oc, ice = fpga.BOARDS["orangecrab"], fpga.BOARDS["icebreaker"]
+    d = fm_design(tmp_path)
+    d = dataclasses.replace(d, layers=(dataclasses.replace(d.layers[0], lanes=16),
+                                       dataclasses.replace(d.layers[1], lanes=10)))
+    util = {"TRELLIS_COMB": {"used": 27453, "available": 24288},
+            "DP16KD": {"used": 47, "available": 56}}
+    assert fpga.fit_error(oc, util, "", d) == (
+        "design does not fit LFE5U-25F-8MG285C (orangecrab): logic cells 27453/24288 "
+        "(TRELLIS_COMB, 113%) (used/available); use fewer lanes (try --lanes 8,10: layer 0's "
+        "halved, the most lane-membrane bits) or a larger board (--board ulx3s: 83640 logic "
+        "cells)")
+    one = dataclasses.replace(d, layers=tuple(dataclasses.replace(p, lanes=1) for p in d.layers))
+    util = {"ICESTORM_LC": {"used": 6012, "available": 5280}}
+    assert fpga.fit_error(ice, util, "", one).endswith("(used/available); use a smaller network")
+    # block RAM short, logic fine: the general advice
+    util = {"ICESTORM_RAM": {"used": 31, "available": 30}}
+    assert fpga.fit_error(ice, util, "", d).endswith("use fewer lanes or a smaller network, "
+                                                     "or a larger board")
+
+
 def test_weights_larger_than_the_device_fail_before_synthesis(tmp_path) -> None:
     """FashionMNIST's 784 -> 128 layer (4-bit weights, 4 lanes) on the iCE40 UP5K."""
     params = fm_design(tmp_path / "hw")

@@ -205,10 +205,41 @@ def overflow(util: dict[str, dict[str, int]], board: Board) -> str | None:
                      f" ({key}, {math.floor(100 * ratio)}%)" for ratio, key, v in bad) or None
 
 
-def fit_error(board: Board, util: dict[str, dict[str, int]], log: str) -> str:
-    """The one-line 'does not fit' message (resource and numbers, else nextpnr's error)."""
+def fit_error(board: Board, util: dict[str, dict[str, int]], log: str,
+              design: Design | None = None) -> str:
+    """The one-line 'does not fit' message (resource and numbers, else nextpnr's error).
+    Logic cells over the device with the ``design`` known: the option to try
+    (:func:`logic_hint`)."""
     over = overflow(util, board)
     if over:
-        return (f"design does not fit {board.device} ({board.name}): {over} "
-                "(used/available); use fewer lanes or a smaller network, or a larger board")
+        logic = util.get(board.fpga.logic_key, {})
+        hint = (logic_hint(board, design, logic["used"], util)
+                if design is not None and logic.get("used", 0) > logic.get("available", 0)
+                else "use fewer lanes or a smaller network, or a larger board")
+        return f"design does not fit {board.device} ({board.name}): {over} (used/available); {hint}"
     return f"place and route failed for {board.name}: {first_error(log)}"
+
+
+def logic_hint(board: Board, design: Design, used: int,
+               util: dict[str, dict[str, int]]) -> str:
+    """After place and route, logic cells short: halve the lanes of the layer with the most
+    lane·membrane bits (the lanes are most of the logic; a suggestion to try, not a
+    promise), and name the smallest board of the family whose logic cells and block RAM
+    hold what this run used."""
+    from qsnn.hw.fpga.boards import BOARDS
+
+    lanes = [p.lanes for p in design.layers]
+    parts = []
+    cand = [i for i, n in enumerate(lanes) if n > 1]
+    if cand:
+        i = max(cand, key=lambda i: lanes[i] * design.layers[i].mb)
+        lanes[i] //= 2
+        parts.append(f"fewer lanes (try --lanes {','.join(map(str, lanes))}: layer {i}'s "
+                     "halved, the most lane-membrane bits)")
+    bram = util.get(board.fpga.bram_key, {}).get("used", 0)
+    larger = sorted((b for b in BOARDS.values() if b.family == board.family
+                     and b.name != board.name and b.luts >= used and b.bram_blocks >= bram),
+                    key=lambda b: b.luts)
+    if larger:
+        parts.append(f"a larger board (--board {larger[0].name}: {larger[0].luts} logic cells)")
+    return "use " + " or ".join(parts) if parts else "use a smaller network"

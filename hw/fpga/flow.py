@@ -115,7 +115,7 @@ def synthesize(b: Board, design: Design, clock: Clock, tools: dict[str, str], ou
 
 
 def _place_route(b: Board, clock: Clock, seed: int, tools: dict[str, str], out: Path,
-                 base: dict[str, Any]) -> dict[str, Any]:
+                 base: dict[str, Any], design: Design) -> dict[str, Any]:
     """nextpnr; returns parsed utilisation and fmax, or writes a failure report and raises."""
     pnr = b.fpga.pnr_command(tools, b, b.constraints)
     pnr += ["--freq", f"{clock.achieved_mhz:.6g}", "--seed", str(seed), "--timing-allow-fail",
@@ -131,7 +131,7 @@ def _place_route(b: Board, clock: Clock, seed: int, tools: dict[str, str], out: 
     parsed = parse_nextpnr(nreport, log)
     util = parsed["utilisation"]
     if res.returncode != 0 or not (out / b.fpga.layout_file).is_file():
-        msg = fit_error(b, util, log)
+        msg = fit_error(b, util, log, design)
         _write_report(out, base | {"utilisation": util, "status": "does_not_fit"
                                    if overflow(util, b) else "pnr_failed", "error": msg})
         raise QsnnError(msg)
@@ -214,7 +214,8 @@ def _flow(design: Design, b: Board, out: Path, clock_mhz: float | None, seed: in
     top_files = _write_top(b, clock, out)
     base |= {"seed": seed}
     stat = _timed(times, "synthesis_s", _synthesize, b, design, top_files, tools, out, base)
-    parsed = _timed(times, "place_route_s", _place_route, b, clock, seed, tools, out, base)
+    parsed = _timed(times, "place_route_s", _place_route, b, clock, seed, tools, out, base,
+                    design)
     _timed(times, "pack_s", _pack, b, bit_name, tools, out, base)
 
     fmax_all = parsed["fmax"]
