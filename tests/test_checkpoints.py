@@ -18,7 +18,7 @@ from qsnn.train.loop import spike_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints"
-NAMES = ("fashion-mnist-conv-t25",)   # T = 100: fine-tune under way (checkpoints/README.md)
+NAMES = ("fashion-mnist-conv", "fashion-mnist-conv-t25")
 FILES = ("best.pt", "config.yaml", "result.json", "metrics.jsonl")
 MAX_BYTES = 400_000     # "a few hundred kB each at most"
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
