@@ -15,7 +15,7 @@ import dataclasses
 import math
 
 from qsnn.hw.design import Design, LayerParams
-from qsnn.hw.fpga.boards import Board
+from qsnn.hw.fpga.boards import BOARDS, Board
 from qsnn.hw.fpga.needs import (
     fewer_lanes,
     ice40_blocks,
@@ -226,8 +226,6 @@ def logic_hint(board: Board, design: Design, used: int,
     lane·membrane bits (the lanes are most of the logic; a suggestion to try, not a
     promise), and name the smallest board of the family whose logic cells and block RAM
     hold what this run used."""
-    from qsnn.hw.fpga.boards import BOARDS
-
     lanes = [p.lanes for p in design.layers]
     parts = []
     cand = [i for i, n in enumerate(lanes) if n > 1]
