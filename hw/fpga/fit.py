@@ -18,9 +18,11 @@ from qsnn.hw.design import Design, LayerParams
 from qsnn.hw.fpga.boards import BOARDS, Board
 from qsnn.hw.fpga.needs import (
     fewer_lanes,
+    halve_widest,
     ice40_blocks,
     layer_membrane_blocks,
     needs,
+    spram_count,
 )
 from qsnn.hw.fpga.tools import first_error
 
@@ -105,7 +107,7 @@ def spram_membranes(board: Board, design: Design) -> list[int] | None:
     """Layers whose membranes, moved to SPRAM (largest EBR need first), bring the EBR
     membranes within the device with the SPRAM (run-time weights too) still enough;
     None if no such choice."""
-    count = board.spram_bits // (16384 * 16)
+    count = spram_count(board)
     layers = list(design.layers)
     for i in sorted(range(len(layers)), key=lambda i: -layer_membrane_blocks(layers[i])):
         if layers[i].m_spram or layers[i].chunks > 16384:
@@ -139,7 +141,7 @@ def resource_check(board: Board, design: Design) -> str | None:
         return (f"{where}block RAM: membranes and ROM weights need at least {total} EBR, "
                 f"the device has {board.bram_blocks}{note}; "
                 f"{_memory_hint(board, design)}")
-    spram = board.spram_bits // (16384 * 16)
+    spram = spram_count(board)
     if n.spram_blocks > spram:
         return (f"{where}SPRAM: the run-time weights and SPRAM membranes need "
                 f"{n.spram_blocks} SPRAMs of 16k x 16, "
@@ -228,10 +230,8 @@ def logic_hint(board: Board, design: Design, used: int,
     hold what this run used."""
     lanes = [p.lanes for p in design.layers]
     parts = []
-    cand = [i for i, n in enumerate(lanes) if n > 1]
-    if cand:
-        i = max(cand, key=lambda i: lanes[i] * design.layers[i].mb)
-        lanes[i] //= 2
+    i = halve_widest(design, lanes)
+    if i is not None:
         parts.append(f"fewer lanes (try --lanes {','.join(map(str, lanes))}: layer {i}'s "
                      "halved, the most lane-membrane bits)")
     bram = util.get(board.fpga.bram_key, {}).get("used", 0)

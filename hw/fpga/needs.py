@@ -130,6 +130,24 @@ def with_lanes(design: Design, lanes: list[int]) -> Design:
     return dataclasses.replace(design, layers=layers)
 
 
+def spram_count(board: Board) -> int:
+    """SB_SPRAM256KA blocks (16k × 16) of the board's device."""
+    return board.spram_bits // (SPRAM_DEPTH * SPRAM_WIDTH)
+
+
+def halve_widest(design: Design, lanes: list[int], direct_only: bool = False) -> int | None:
+    """Halve, in ``lanes``, the lanes of the layer with the most lane·membrane bits among
+    those with more than one lane (``direct_only``: among the direct-input layers, VB > 1);
+    its index, or None if there is none."""
+    cand = [i for i, p in enumerate(design.layers)
+            if lanes[i] > 1 and (p.vb > 1 or not direct_only)]
+    if not cand:
+        return None
+    i = max(cand, key=lambda i: lanes[i] * design.layers[i].mb)
+    lanes[i] //= 2
+    return i
+
+
 def fewer_lanes(board: Board, design: Design) -> list[int] | None:
     """Lanes per layer that pass the lane, DSP and membrane bounds: halve, step by step,
     the layer with the most lane·membrane bits (among the direct-input layers while DSPs
@@ -141,9 +159,5 @@ def fewer_lanes(board: Board, design: Design) -> list[int] | None:
         ebr_short = board.family == "ice40" and n.membrane_blocks > board.bram_blocks
         if n.lane_luts <= board.luts and not dsp_short and not ebr_short:
             return lanes
-        cand = [i for i, p in enumerate(design.layers)
-                if lanes[i] > 1 and (p.vb > 1 or not dsp_short)]
-        if not cand:
+        if halve_widest(design, lanes, direct_only=dsp_short) is None:
             return None
-        i = max(cand, key=lambda i: lanes[i] * design.layers[i].mb)
-        lanes[i] //= 2
